@@ -1,0 +1,175 @@
+"""Database-level assets: computed once per database and shared by all of its tasks."""
+
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    Output,
+    asset,
+)
+from dagster_duckdb import DuckDBResource
+
+from t2g_assets.partitions import database_partitions
+from t2g_assets.resources import ComputeDevice, T2GSettings
+from t2g_assets.assets.source import dataset_source
+
+SCHEMA_CHECKS = (
+    "primary_keys",
+    "foreign_keys",
+    "time_columns",
+    "non_empty_tables",
+    "column_types",
+    "task_labels",
+)
+
+
+def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict):
+    """The validated snapshot of a database, as ``raw_tables`` stored it in DuckDB."""
+    from relbench.manifest import DatasetManifest
+
+    from t2g_lib.data.duck import read_database
+
+    with duckdb.get_connection() as conn:
+        return read_database(conn, database, DatasetManifest.from_dict(raw["manifest"]))
+
+
+@asset(
+    partitions_def=database_partitions,
+    deps=[dataset_source],
+    group_name="database",
+    kinds={"duckdb"},
+)
+def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource) -> Output[dict]:
+    """The dataset folder's tables loaded into DuckDB, one schema per database."""
+    from t2g_lib.data.duck import schema_name, write_tables
+    from t2g_lib.data.format import read_tables, validate_dataset_folder
+    from t2g_lib.data.registry import fingerprint_dataset, list_tasks
+
+    database = context.partition_key
+    path = settings.dataset_path(database)
+    manifest = validate_dataset_folder(path)
+    tables = read_tables(path)
+    with duckdb.get_connection() as conn:
+        write_tables(conn, database, tables)
+    fingerprint = fingerprint_dataset(path)
+    rows = {name: len(df) for name, df in tables.items()}
+    context.log.info(f"loaded {len(tables)} tables, {sum(rows.values())} rows into {schema_name(database)}")
+    table_md = "| table | rows | columns |\n|---|---:|---:|\n" + "\n".join(
+        f"| {name} | {len(df)} | {df.shape[1]} |" for name, df in tables.items()
+    )
+    return Output(
+        {"manifest": manifest.to_dict(), "fingerprint": fingerprint, "tasks": list_tasks(path), "path": str(path)},
+        metadata={
+            "duckdb_schema": schema_name(database),
+            "source_fingerprint": fingerprint,
+            "total_rows": sum(rows.values()),
+            "num_tables": len(tables),
+            "tables": MetadataValue.md(table_md),
+        },
+        data_version=None,
+    )
+
+
+@asset(
+    partitions_def=database_partitions,
+    group_name="database",
+    check_specs=[AssetCheckSpec(name, asset="validated_schema", blocking=True) for name in SCHEMA_CHECKS],
+)
+def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource, raw_tables: dict):
+    """Semantic type of every column and the key graph, checked by Great Expectations suites.
+
+    The checks are blocking: a database with duplicate keys, dangling foreign keys above the
+    bound, unparsable times, empty tables, mixed-type columns or labels pointing nowhere stops
+    here, and nothing downstream trains on it.
+    """
+    from t2g_lib.schema import infer_schema, schema_markdown, schema_mermaid
+    from t2g_lib.validation import validate_database, validate_task_labels
+
+    database = context.partition_key
+    db = load_snapshot(duckdb, database, raw_tables)
+    schema = infer_schema(db)
+    results = validate_database(db, max_dangling_fraction=settings.max_dangling_fraction)
+    results.append(validate_task_labels(settings.dataset_path(database), db))
+    yield Output(
+        schema.to_dict(),
+        metadata={
+            "schema": MetadataValue.md(schema_markdown(schema)),
+            "diagram": MetadataValue.md(f"```mermaid\n{schema_mermaid(schema)}\n```"),
+            "num_columns": sum(len(t.columns) for t in schema.tables.values()),
+        },
+    )
+    for result in results:
+        yield AssetCheckResult(
+            check_name=result.check,
+            passed=result.passed,
+            severity=AssetCheckSeverity.ERROR if result.severity == "ERROR" else AssetCheckSeverity.WARN,
+            description=result.message,
+            metadata={"failures": MetadataValue.json(result.failures), **result.metadata},
+        )
+
+
+@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"})
+def column_tokens(
+    context: AssetExecutionContext,
+    settings: T2GSettings,
+    device: ComputeDevice,
+    duckdb: DuckDBResource,
+    raw_tables: dict,
+    validated_schema: dict,
+) -> Output[dict]:
+    """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
+    from t2g_lib.schema import DatabaseSchema
+    from t2g_lib.tokens import tokenize_database
+
+    database = context.partition_key
+    db = load_snapshot(duckdb, database, raw_tables)
+    schema = DatabaseSchema.from_dict(validated_schema)
+    out = settings.stage_dir(database, "column_tokens")
+    tokens = tokenize_database(
+        db,
+        schema.column_types(),
+        cache_dir=settings.stage_dir("_shared", "text_cache"),
+        device=device.torch_device(),
+        progress=context.log.info,
+    )
+    tokens.save(out)
+    summary = tokens.summary()
+    md = "| table | rows | numerical | categorical | text | timestamp | distinct texts | embedded now |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    md += "\n".join(
+        f"| {t} | {s['n_rows']} | {s['numerical']} | {s['categorical']} | {s['text']} | {s['timestamp']} "
+        f"| {s['n_text_distinct']} | {s['n_embedded_now']} |"
+        for t, s in summary.items()
+    )
+    return Output({"path": str(out)}, metadata={"tokens": MetadataValue.md(md), "path": str(out)})
+
+
+@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"})
+def cluster_pretraining(
+    context: AssetExecutionContext,
+    settings: T2GSettings,
+    device: ComputeDevice,
+    duckdb: DuckDBResource,
+    raw_tables: dict,
+    column_tokens: dict,
+) -> Output[dict]:
+    """Row encoder + heterogeneous GNN trained DeepCluster-style; yields pseudo-labels."""
+    from t2g_lib.pretrain import PretrainConfig, pretrain_clusters
+    from t2g_lib.tokens import TokenizedDatabase
+
+    database = context.partition_key
+    db = load_snapshot(duckdb, database, raw_tables)
+    tokens = TokenizedDatabase.load(column_tokens["path"])
+    result = pretrain_clusters(
+        db, tokens, PretrainConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info
+    )
+    out = settings.stage_dir(database, "cluster_pretraining")
+    result.save(out)
+    md = "| table | rows | clusters | largest cluster share |\n|---|---:|---:|---:|\n" + "\n".join(
+        f"| {t} | {len(result.pseudo_labels[t])} | {len(result.centroids[t])} "
+        f"| {result.largest_share(t):.3f} |"
+        for t in result.pseudo_labels
+    )
+    return Output({"path": str(out)}, metadata={"clusters": MetadataValue.md(md), "path": str(out)})

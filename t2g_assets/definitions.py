@@ -1,0 +1,49 @@
+"""The t2g code location: assets, checks, jobs, sensors, schedules and resources."""
+
+import os
+from pathlib import Path
+
+from dagster import Definitions, FilesystemIOManager
+from dagster_duckdb import DuckDBResource
+
+from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
+from t2g_assets.assets.source import dataset_source
+from t2g_assets.assets.task import distilled_database, distilled_features, evaluation_scores, sbm_structure
+from t2g_assets.executors import executor_from_env
+from t2g_assets.jobs import database_job, task_job
+from t2g_assets.resources import ComputeDevice, T2GSettings, default_data_dir, default_storage_dir
+from t2g_assets.schedules import nightly_recheck
+from t2g_assets.sensors import dataset_sensor, redistill_tasks
+
+
+def build_definitions(data_dir: str | None = None, storage_dir: str | None = None, device: str | None = None) -> Definitions:
+    """Definitions over a data and a storage folder (tests point them at temporary ones)."""
+    data_dir = data_dir or default_data_dir()
+    storage_dir = storage_dir or default_storage_dir()
+    Path(storage_dir).mkdir(parents=True, exist_ok=True)
+    return Definitions(
+        assets=[
+            dataset_source,
+            raw_tables,
+            validated_schema,
+            column_tokens,
+            cluster_pretraining,
+            sbm_structure,
+            distilled_features,
+            evaluation_scores,
+            distilled_database,
+        ],
+        jobs=[database_job, task_job],
+        sensors=[dataset_sensor, redistill_tasks],
+        schedules=[nightly_recheck],
+        executor=executor_from_env(),
+        resources={
+            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir),
+            "device": ComputeDevice(device=device or os.environ.get("T2G_DEVICE", "auto")),
+            "duckdb": DuckDBResource(database=str(Path(storage_dir) / "t2g.duckdb")),
+            "io_manager": FilesystemIOManager(base_dir=str(Path(storage_dir) / "io")),
+        },
+    )
+
+
+defs = build_definitions()

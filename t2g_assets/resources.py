@@ -1,0 +1,62 @@
+"""Resources: where data and artifacts live, run-wide settings, and the torch device."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+
+class T2GSettings(ConfigurableResource):
+    """Run-wide settings: folders, seed and the gates' thresholds."""
+
+    data_dir: str = Field(description="Folder of RelBench-format datasets (one per database).")
+    storage_dir: str = Field(description="Where tensors, models and distilled databases go.")
+    seed: int = Field(default=0, description="Seed of every stochastic stage.")
+    max_dangling_fraction: float = Field(
+        default=0.05, description="Share of foreign keys allowed to dangle before the check fails."
+    )
+    utility_floor: float = Field(
+        default=0.5,
+        description="Minimum utility retention of T2G (best model) for the distilled database "
+        "to be published.",
+    )
+    eval_models: list[str] = Field(default=["sage", "hgt", "han"])
+    eval_epochs: int = Field(default=20)
+
+    def dataset_path(self, database: str) -> Path:
+        return Path(self.data_dir) / database
+
+    def stage_dir(self, database: str, stage: str, task_budget: str | None = None) -> Path:
+        """Artifact folder of one stage for one partition; created on demand."""
+        from t2g_lib.data.format import table_file_name
+
+        base = Path(self.storage_dir) / table_file_name(database)
+        if task_budget is not None:
+            base = base / "tasks" / table_file_name(task_budget)
+        path = base / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class ComputeDevice(ConfigurableResource):
+    """The torch device every torch stage runs on: ``auto`` picks CUDA when present."""
+
+    device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+
+    def torch_device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+def default_data_dir() -> str:
+    return os.environ.get("T2G_DATA_DIR", str(Path.cwd() / "data"))
+
+
+def default_storage_dir() -> str:
+    return os.environ.get("T2G_STORAGE_DIR", str(Path.cwd() / "storage"))

@@ -1,0 +1,52 @@
+"""A database's tables in DuckDB: one schema per database, every identifier quoted."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+from relbench.base import Database, Table
+from relbench.manifest import DatasetManifest
+
+from t2g_lib.data.sql import quote_ident
+
+
+def schema_name(database: str) -> str:
+    """The DuckDB schema holding ``database``'s tables (prefixed so it never hits ``main``)."""
+    return f"db_{database}"
+
+
+def write_tables(conn: duckdb.DuckDBPyConnection, database: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Replace the schema's tables in one transaction, so a failed load leaves the old ones."""
+    schema = quote_ident(schema_name(database))
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for name, df in tables.items():
+            conn.register("_t2g_frame", df)
+            conn.execute(f"CREATE OR REPLACE TABLE {schema}.{quote_ident(name)} AS SELECT * FROM _t2g_frame")
+            conn.unregister("_t2g_frame")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def read_tables(conn: duckdb.DuckDBPyConnection, database: str, names: list[str]) -> dict[str, pd.DataFrame]:
+    schema = quote_ident(schema_name(database))
+    return {n: conn.execute(f"SELECT * FROM {schema}.{quote_ident(n)}").df() for n in names}
+
+
+def read_database(conn: duckdb.DuckDBPyConnection, database: str, manifest: DatasetManifest) -> Database:
+    """The relbench ``Database`` exactly as ``raw_tables`` stored it (the validated snapshot)."""
+    frames = read_tables(conn, database, list(manifest.tables))
+    return Database(
+        {
+            name: Table(
+                df=frames[name],
+                fkey_col_to_pkey_table=dict(spec.fkeys),
+                pkey_col=spec.pkey,
+                time_col=spec.time_col,
+            )
+            for name, spec in manifest.tables.items()
+        }
+    )

@@ -1,0 +1,66 @@
+"""A task's label tables and facts, read once from the RelBench folder, plus budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass
+class TaskData:
+    """Everything a task-level stage needs to know about the prediction task."""
+
+    name: str
+    task_type: str
+    entity_table: str
+    entity_col: str
+    time_col: str
+    target_col: str
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    val_timestamp: pd.Timestamp
+    test_timestamp: pd.Timestamp
+
+
+def load_task_data(dataset_path: Path, task_name: str) -> TaskData:
+    """Labels of every split (test unmasked: evaluation needs its targets)."""
+    from t2g_lib.data.format import load_dataset
+
+    ds = load_dataset(dataset_path)
+    task = ds.load_task(task_name)
+    splits = {s: task.get_table(s, mask_input_cols=False).df.reset_index(drop=True) for s in ("train", "val", "test")}
+    return TaskData(
+        name=task_name,
+        task_type=task.task_type.value,
+        entity_table=task.entity_table,
+        entity_col=task.entity_col,
+        time_col=task.time_col,
+        target_col=task.target_col,
+        train=splits["train"],
+        val=splits["val"],
+        test=splits["test"],
+        val_timestamp=ds.val_timestamp,
+        test_timestamp=ds.test_timestamp,
+    )
+
+
+def parse_budget(budget: str) -> dict:
+    """``"0.01"`` -> a ratio of every table; ``"n200"`` -> at most 200 nodes per table."""
+    text = str(budget).strip()
+    try:
+        if text.startswith("n"):
+            count = int(text[1:])
+            if count < 1:
+                raise ValueError
+            return {"count": count}
+        ratio = float(text)
+        if not 0 < ratio <= 1:
+            raise ValueError
+        return {"ratio": ratio}
+    except ValueError:
+        raise ValueError(
+            f"budget {budget!r} is neither a ratio in (0, 1] (e.g. '0.01') nor a count 'n<int>' (e.g. 'n200')"
+        ) from None
