@@ -16,7 +16,9 @@ from t2g_assets.schedules import nightly_recheck
 from t2g_assets.sensors import dataset_sensor, redistill_tasks
 
 
-def build_definitions(data_dir: str | None = None, storage_dir: str | None = None, device: str | None = None) -> Definitions:
+def build_definitions(
+    data_dir: str | None = None, storage_dir: str | None = None, device: str | None = None, seed: int = 0
+) -> Definitions:
     """Definitions over a data and a storage folder (tests point them at temporary ones)."""
     data_dir = data_dir or default_data_dir()
     storage_dir = storage_dir or default_storage_dir()
@@ -38,7 +40,7 @@ def build_definitions(data_dir: str | None = None, storage_dir: str | None = Non
         schedules=[nightly_recheck],
         executor=executor_from_env(),
         resources={
-            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir),
+            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed),
             "device": ComputeDevice(device=device or os.environ.get("T2G_DEVICE", "auto")),
             "duckdb": DuckDBResource(database=str(Path(storage_dir) / "t2g.duckdb")),
             "io_manager": FilesystemIOManager(base_dir=str(Path(storage_dir) / "io")),

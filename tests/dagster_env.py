@@ -1,0 +1,44 @@
+"""Real Dagster runs for tests: definitions over temporary folders and an instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, materialize
+
+from t2g_assets.definitions import build_definitions
+from t2g_cli.runner import register
+
+
+@dataclass
+class Env:
+    data_dir: Path
+    storage_dir: Path
+    instance: DagsterInstance
+
+    def defs(self):
+        return build_definitions(data_dir=str(self.data_dir), storage_dir=str(self.storage_dir), device="cpu")
+
+    def run(self, stages: list[str], partition_key, raise_on_error: bool = False):
+        defs = self.defs()
+        return materialize(
+            list(defs.assets),
+            selection=[AssetKey(s) for s in stages],
+            partition_key=partition_key,
+            instance=self.instance,
+            resources=defs.resources,
+            raise_on_error=raise_on_error,
+        )
+
+    def register(self, database: str, task_budgets: list[str] = ()) -> None:
+        register(self.instance, database, list(task_budgets))
+
+
+def check_results(result, asset: str) -> dict[str, bool]:
+    """check name -> passed, for the checks evaluated on ``asset`` in ``result``'s run."""
+    return {
+        e.check_name: e.passed
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == AssetKey(asset)
+    }
