@@ -105,12 +105,12 @@ def distill(
 def _print_published(dataset: str, task: str, budget: str, storage: Optional[Path]) -> None:
     from t2g_assets.partitions import task_budget_key
     from t2g_assets.resources import T2GSettings, default_storage_dir
-    from t2g_lib.export import folder_bytes
+    from t2g_lib.export import parquet_bytes
 
     settings = T2GSettings(data_dir=str(data_dir()), storage_dir=str(storage or default_storage_dir()))
     out = settings.stage_dir(dataset, "distilled_database", task_budget_key(task, budget))
-    source = folder_bytes(settings.dataset_path(dataset) / "db")
-    distilled = folder_bytes(out / "relbench" / "db")
+    source = parquet_bytes(settings.dataset_path(dataset) / "db")
+    distilled = parquet_bytes(out / "relbench" / "db")
     typer.echo(f"distilled database: {out}")
     typer.echo(f"  RelBench folder {out / 'relbench'}, DuckDB {out / 'distilled.duckdb'}, PyG {out / 'graph.pt'}")
     typer.echo(f"  {distilled:,} bytes vs {source:,} bytes of source tables: {source / max(distilled, 1):.1f}x smaller")

@@ -165,7 +165,8 @@ def _task(tm: TaskManifest, graph: SyntheticGraph, pkey: str, label_col: str,
     return manifest, labels
 
 
-def _parquet_bytes(db_dir: Path) -> int:
+def parquet_bytes(db_dir: Path) -> int:
+    """Bytes of the parquet tables in a RelBench `db/` folder: the storage compared with the source."""
     return sum(p.stat().st_size for p in db_dir.glob(f"*{PARQUET_SUFFIX}"))
 
 
@@ -246,8 +247,8 @@ def export_distilled(
     torch.save(graph.to_hetero(), pyg_path)
     graph_dir = graph.save(out_dir / "graph")
 
-    distilled = _parquet_bytes(relbench_dir / DB_DIR)
-    source = _parquet_bytes(Path(source_dir) / DB_DIR) if source_dir is not None else None
+    distilled = parquet_bytes(relbench_dir / DB_DIR)
+    source = parquet_bytes(Path(source_dir) / DB_DIR) if source_dir is not None else None
     return ExportInfo(
         relbench_dir=relbench_dir,
         duckdb_path=duckdb_path,

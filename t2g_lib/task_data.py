@@ -64,3 +64,36 @@ def parse_budget(budget: str) -> dict:
         raise ValueError(
             f"budget {budget!r} is neither a ratio in (0, 1] (e.g. '0.01') nor a count 'n<int>' (e.g. 'n200')"
         ) from None
+
+
+def check_task_labels(dataset_path: Path, db) -> "CheckResult":
+    """The ``task_labels`` check: every task's label tables reference existing entities.
+
+    One result over all tasks of the database, so a database-level gate covers them all.
+    """
+    import relbench
+
+    from t2g_lib.data.registry import list_tasks
+    from t2g_lib.validation import CheckResult, check_labels
+
+    ds = relbench.load_dataset(dataset_path)  # stored labels only: the database may be broken
+    results = []
+    for name in list_tasks(dataset_path):
+        task = ds.load_task(name)
+        tables = {s: task.get_table(s, mask_input_cols=False).df for s in ("train", "val", "test")}
+        n_entities = len(db.table_dict[task.entity_table].df)
+        results.append(check_labels(tables, n_entities, task.entity_col, task.time_col, task.target_col, name))
+    failed = [r for r in results if not r.passed]
+    return CheckResult(
+        check="task_labels",
+        passed=not failed,
+        severity="ERROR",
+        message="; ".join(r.message for r in failed) if failed else f"labels of {len(results)} task(s) are consistent",
+        failures=[f for r in results for f in r.failures],
+        metadata={"tasks": len(results)},
+    )
+
+
+def column_types(schema) -> dict[str, dict[str, str]]:
+    """table -> column -> semantic type name, the form the tokenizers take."""
+    return {t.name: {c.name: c.stype.value for c in t.columns} for t in schema.tables.values()}

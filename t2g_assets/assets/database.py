@@ -20,7 +20,7 @@ SCHEMA_CHECKS = (
     "primary_keys",
     "foreign_keys",
     "time_columns",
-    "non_empty_tables",
+    "not_empty",
     "column_types",
     "task_labels",
 )
@@ -50,7 +50,7 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
 
     database = context.partition_key
     path = settings.dataset_path(database)
-    manifest = validate_dataset_folder(path)
+    manifest = validate_dataset_folder(path, check_contents=False)
     tables = read_tables(path)
     with duckdb.get_connection() as conn:
         write_tables(conn, database, tables)
@@ -86,13 +86,14 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
     here, and nothing downstream trains on it.
     """
     from t2g_lib.schema import infer_schema, schema_markdown, schema_mermaid
-    from t2g_lib.validation import validate_database, validate_task_labels
+    from t2g_lib.task_data import check_task_labels
+    from t2g_lib.validation import validate_database
 
     database = context.partition_key
     db = load_snapshot(duckdb, database, raw_tables)
     schema = infer_schema(db)
     results = validate_database(db, max_dangling_fraction=settings.max_dangling_fraction)
-    results.append(validate_task_labels(settings.dataset_path(database), db))
+    results.append(check_task_labels(settings.dataset_path(database), db))
     yield Output(
         schema.to_dict(),
         metadata={
@@ -122,6 +123,7 @@ def column_tokens(
 ) -> Output[dict]:
     """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
     from t2g_lib.schema import DatabaseSchema
+    from t2g_lib.task_data import column_types
     from t2g_lib.tokens import tokenize_database
 
     database = context.partition_key
@@ -130,7 +132,7 @@ def column_tokens(
     out = settings.stage_dir(database, "column_tokens")
     tokens = tokenize_database(
         db,
-        schema.column_types(),
+        column_types(schema),
         cache_dir=settings.stage_dir("_shared", "text_cache"),
         device=device.torch_device(),
         progress=context.log.info,
