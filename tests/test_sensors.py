@@ -13,6 +13,7 @@ from t2g_assets.sensors import dataset_sensor, redistill_tasks
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("T2G_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("T2G_BUDGETS", "0.01,n20")
+    (tmp_path / "home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         yield Env(tmp_path / "data", tmp_path / "storage", instance)
 
