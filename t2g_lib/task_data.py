@@ -94,6 +94,26 @@ def check_task_labels(dataset_path: Path, db) -> "CheckResult":
     )
 
 
-def column_types(schema) -> dict[str, dict[str, str]]:
-    """table -> column -> semantic type name, the form the tokenizers take."""
-    return {t.name: {c.name: c.stype.value for c in t.columns} for t in schema.tables.values()}
+def hidden_columns(dataset_path: Path) -> set[tuple[str, str]]:
+    """Columns any task of the database must not see (its manifest's ``remove_columns``).
+
+    Tokens and pretraining are shared by all tasks of a database, so they leave out the
+    union: a column that leaks one task's label is never a feature.
+    """
+    from relbench.manifest import TaskManifest
+
+    from t2g_lib.data.registry import list_tasks
+
+    hidden: set[tuple[str, str]] = set()
+    for name in list_tasks(dataset_path):
+        tm = TaskManifest.load(Path(dataset_path) / "tasks" / name / "manifest.yaml")
+        hidden |= {(str(t), str(c)) for t, c in tm.remove_columns}
+    return hidden
+
+
+def column_types(schema, hidden: set[tuple[str, str]] = frozenset()) -> dict[str, dict[str, str]]:
+    """table -> column -> semantic type name, the form the tokenizers take, minus hidden ones."""
+    return {
+        t.name: {c.name: c.stype.value for c in t.columns if (t.name, c.name) not in hidden}
+        for t in schema.tables.values()
+    }

@@ -123,7 +123,7 @@ def column_tokens(
 ) -> Output[dict]:
     """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
     from t2g_lib.schema import DatabaseSchema
-    from t2g_lib.task_data import column_types
+    from t2g_lib.task_data import column_types, hidden_columns
     from t2g_lib.tokens import tokenize_database
 
     database = context.partition_key
@@ -132,7 +132,7 @@ def column_tokens(
     out = settings.stage_dir(database, "column_tokens")
     tokens = tokenize_database(
         db,
-        column_types(schema),
+        column_types(schema, hidden_columns(settings.dataset_path(database))),
         cache_dir=settings.stage_dir("_shared", "text_cache"),
         device=device.torch_device(),
         progress=context.log.info,

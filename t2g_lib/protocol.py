@@ -1,0 +1,103 @@
+"""The evaluation protocol of one database x task x budget: T2G against everything else.
+
+Methods at the same budget: ``t2g`` (KRR-distilled), ``t2g_no_pseudo`` (the ablation
+without the pseudo-label term), ``centroids`` (SBM graph with cluster centroids, no KRR),
+and the coresets ``random``, ``kcenter`` and ``herding``; plus each model on the full
+database. The gate statistic is T2G's utility retention of its best model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from relbench.base import Database
+
+from t2g_lib.task_data import TaskData
+
+
+@dataclass
+class EvalSetup:
+    db: Database
+    task: TaskData
+    pretrain_path: str
+    sbm_path: str
+    distilled_path: str
+    distill_seconds: float
+    source_dir: Path
+    models: list[str]
+    epochs: int = 20
+    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    device: object = "cpu"
+    log: Callable[[str], None] = print
+    methods: list[str] = field(
+        default_factory=lambda: ["t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"]
+    )
+
+
+@dataclass
+class EvalReport:
+    scores: pd.DataFrame
+    t2g_retention: float
+    max_leak_seconds: int
+
+
+def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
+    """Every method's distilled graph at the T2G budget, and the seconds each took."""
+    from t2g_lib import baselines
+    from t2g_lib.graph import SyntheticGraph
+    from t2g_lib.krr import KRRConfig, distill_features
+    from t2g_lib.pretrain import PretrainResult
+
+    task = setup.task
+    pre = PretrainResult.load(setup.pretrain_path)
+    structure = SyntheticGraph.load(setup.sbm_path)
+    graphs = {"t2g": SyntheticGraph.load(setup.distilled_path)}
+    seconds = {"t2g": setup.distill_seconds}
+    label_args = (task.train, task.entity_col, task.time_col, task.target_col, task.task_type)
+    builders = {
+        "t2g_no_pseudo": lambda: distill_features(
+            structure, pre.embeddings, pre.pseudo_labels, pre.centroids, setup.db, task.train, task.val,
+            task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
+            KRRConfig(seed=setup.seed, beta=0.0), device=setup.device, log=setup.log,
+        )[0],
+        "centroids": lambda: baselines.centroid_baseline(
+            structure, pre.centroids, pre.pseudo_labels[task.entity_table], task.train, task.entity_col,
+            task.target_col, task.task_type, seed=setup.seed,
+        ),
+        "random": lambda: baselines.random_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
+        "kcenter": lambda: baselines.kcenter_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
+        "herding": lambda: baselines.herding_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
+    }
+    for name in setup.methods:
+        if name in graphs:
+            continue
+        start = time.perf_counter()
+        graphs[name] = builders[name]()
+        seconds[name] = time.perf_counter() - start
+        setup.log(f"built {name} at the same budget in {seconds[name]:.1f}s")
+    return graphs, seconds
+
+
+def run_evaluation(setup: EvalSetup) -> EvalReport:
+    """Train each model on each method's graph and on the full data; score on real test."""
+    from t2g_lib.evaluate import evaluate_methods
+    from t2g_lib.pretrain import PretrainResult
+
+    task = setup.task
+    graphs, seconds = build_methods(setup)
+    features = PretrainResult.load(setup.pretrain_path).embeddings
+    scores = evaluate_methods(
+        graphs, setup.models, setup.db, features, task.train, task.val, task.test,
+        task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
+        full=True, seeds=setup.seeds, distill_seconds=seconds, epochs_full=setup.epochs,
+        device=setup.device,
+    )
+    t2g = scores[scores["method"] == "t2g"]["utility_retention"]
+    retention = float(t2g.max()) if len(t2g) and not t2g.isna().all() else math.nan
+    return EvalReport(scores, retention, int(scores.attrs["leakage"]["max_leak_seconds"]))

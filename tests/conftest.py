@@ -1,0 +1,13 @@
+"""Shared fixtures: the Lahman dataset is built once per test session (about 20 s)."""
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lahman_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A freshly built Lahman dataset folder (with its two tasks), shared by all tests."""
+    from t2g_lib.data.lahman import build_lahman
+
+    return build_lahman(tmp_path_factory.mktemp("lahman"))
