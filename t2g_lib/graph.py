@@ -112,8 +112,9 @@ def table_times(db: Database, table: str) -> np.ndarray | None:
     t = db.table_dict[table]
     if t.time_col is None:
         return None
-    ts = pd.to_datetime(t.df[t.time_col])
-    return (ts.astype("int64") // 10**9).to_numpy()
+    from t2g_lib.temporal import to_seconds
+
+    return to_seconds(t.df[t.time_col])
 
 
 def build_reg(db: Database, features: dict[str, np.ndarray] | None = None):

@@ -111,9 +111,6 @@ def hidden_columns(dataset_path: Path) -> set[tuple[str, str]]:
     return hidden
 
 
-def column_types(schema, hidden: set[tuple[str, str]] = frozenset()) -> dict[str, dict[str, str]]:
-    """table -> column -> semantic type name, the form the tokenizers take, minus hidden ones."""
-    return {
-        t.name: {c.name: c.stype.value for c in t.columns if (t.name, c.name) not in hidden}
-        for t in schema.tables.values()
-    }
+def column_types(schema) -> dict[str, dict[str, str]]:
+    """table -> column -> semantic type name, the form the tokenizers take."""
+    return {t.name: {c.name: c.stype.value for c in t.columns} for t in schema.tables.values()}

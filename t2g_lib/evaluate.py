@@ -1,0 +1,264 @@
+"""Stage 7, ``evaluation_scores``: train GNNs on each distilled / coreset graph and on the
+full database, test all of them on the real test split, and tabulate what each costs.
+
+Before any training, a leakage check (``check_leakage``) recomputes, from the database's
+own time columns, whether any sampled row postdates the label it serves; evaluation refuses
+to run when one does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from relbench.base import Database
+from torch_geometric.data import HeteroData
+
+from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
+from t2g_lib.metrics import primary_metric, task_kind, trivial_score, utility_retention
+from t2g_lib.temporal import to_seconds
+from t2g_lib.train import SampledSplit, label_frame, make_sampler, train_distilled, train_full
+
+FULL = "full"
+"""Method name of the reference: the same GNN trained on the whole database."""
+
+COLUMNS = [
+    "model", "method", "metric", "value", "value_std", "val_value", "storage_bytes",
+    "compression_ratio", "distill_seconds", "train_seconds", "utility_retention", "speedup",
+    "n_seeds",
+]
+
+
+class LeakageReport(NamedTuple):
+    """``passed`` is False when a sampled row is stamped after its seed's label time."""
+
+    passed: bool
+    max_leak_seconds: int
+    examples: list[dict]
+
+
+def check_leakage(
+    db: Database,
+    entity_table: str,
+    samples: Iterable[tuple[HeteroData, np.ndarray]],
+    max_examples: int = 5,
+) -> LeakageReport:
+    """Check sampled subgraphs against the label times they were drawn for.
+
+    ``samples`` yields (subgraph, label time in seconds of each of its seeds); every node
+    carries ``n_id`` (its row) and ``batch`` (its seed). Row times are read again from
+    ``db`` rather than trusted from the sampler. ``max_leak_seconds`` is the largest
+    amount by which a row postdates its seed's label (0 when none does); ``examples``
+    name the worst offenders by table and row.
+    """
+    schema = GraphSchema.from_database(db)
+    row_times = {}
+    for table in schema.tables:
+        col = db.table_dict[table].time_col
+        if col is not None:
+            row_times[table] = to_seconds(db.table_dict[table].df[col])
+    seed_nt = schema.node_type(entity_table)
+    worst, found = 0, []
+    for sub, label_times in samples:
+        label_times = np.asarray(label_times, dtype=np.int64)
+        seed_rows = sub[seed_nt].n_id.numpy()[: len(label_times)]
+        for table, times in row_times.items():
+            store = sub[schema.node_type(table)]
+            if store.num_nodes == 0:
+                continue
+            rows, seeds = store.n_id.numpy(), store.batch.numpy()
+            leak = times[rows] - label_times[seeds]
+            bad = np.flatnonzero(leak > 0)
+            if len(bad) == 0:
+                continue
+            worst = max(worst, int(leak[bad].max()))
+            for i in bad[np.argsort(-leak[bad], kind="stable")][:max_examples]:
+                found.append({
+                    "table": table,
+                    "row": int(rows[i]),
+                    "row_time": str(pd.Timestamp(int(times[rows[i]]), unit="s")),
+                    "seed_row": int(seed_rows[seeds[i]]),
+                    "label_time": str(pd.Timestamp(int(label_times[seeds[i]]), unit="s")),
+                    "leak_seconds": int(leak[i]),
+                })
+    found.sort(key=lambda e: -e["leak_seconds"])
+    return LeakageReport(worst == 0, worst, found[:max_examples])
+
+
+def full_nbytes(
+    db: Database, features: dict[str, np.ndarray], train_table, task_type, num_classes: int = 1
+) -> int:
+    """The full database in ``SyntheticGraph.nbytes``'s accounting: every row's float32
+    features, an int32 pair per child row and relation, float32 train labels."""
+    schema = GraphSchema.from_database(db)
+    total = sum(len(db.table_dict[t].df) * np.shape(features[t])[1] * 4 for t in schema.tables)
+    total += sum(len(fkey_index(db, rel)) * 2 * 4 for rel in schema.relations)
+    width = num_classes if task_kind(task_type) == "multiclass" else 1
+    return int(total + len(label_frame(train_table)) * width * 4)
+
+
+def evaluate_methods(
+    methods: dict[str, SyntheticGraph],
+    models: list[str],
+    db: Database,
+    features: dict[str, np.ndarray],
+    train_table,
+    val_table,
+    test_table,
+    entity_table: str,
+    entity_col: str,
+    time_col: str,
+    target_col: str,
+    task_type,
+    full: bool = True,
+    seeds: Iterable[int] = (0,),
+    *,
+    distill_seconds: dict[str, float] | None = None,
+    full_storage_bytes: int | None = None,
+    epochs_full: int = 20,
+    epochs_distilled: int = 200,
+    batch_size: int = 512,
+    device="cpu",
+    num_neighbors=(8, 8),
+    hidden: int = 64,
+    num_layers: int = 2,
+    leak_check_rows: int = 2000,
+) -> pd.DataFrame:
+    """One row per model x method (``"full"`` included when ``full``), averaged over seeds.
+
+    Every model is trained on each graph only (real val picks the checkpoint) and tested on
+    the real test split through the temporal sampler. ``utility_retention`` (see
+    ``metrics.utility_retention``) and ``speedup`` (full training seconds / this method's)
+    are relative to the same model on the full database; NaN without ``full``. The leakage
+    report is kept in ``df.attrs["leakage"]``; a failed check raises before training, and
+    so does any full-training batch whose sampler reports a row later than its seed.
+    """
+    if FULL in methods:
+        raise ValueError(f"method name {FULL!r} is reserved for full-data training")
+    kind = task_kind(task_type)
+    metric, _ = primary_metric(kind)
+    seeds = list(seeds)
+    distill_seconds = distill_seconds or {}
+    schema = GraphSchema.from_database(db)
+    seed_type = schema.node_type(entity_table)
+    sampler = make_sampler(db, num_neighbors)
+    train_df = label_frame(train_table)
+    splits = {
+        name: SampledSplit(sampler, features, table, seed_type, entity_table, entity_col,
+                           time_col, target_col, batch_size)
+        for name, table in (("val", val_table), ("test", test_table))
+    }
+    probe = train_df.sample(n=min(len(train_df), leak_check_rows), random_state=0)
+    probe_split = SampledSplit(sampler, features, probe, seed_type, entity_table, entity_col,
+                               time_col, batch_size=batch_size)
+    report = check_leakage(
+        db, entity_table,
+        [s for split in (probe_split, *splits.values()) for s in split.samples()],
+    )
+    if not report.passed:
+        raise RuntimeError(f"temporal leakage: {report.max_leak_seconds} s, e.g. {report.examples}")
+    num_classes = 1
+    if kind == "multiclass":
+        widths = [np.asarray(g.y).shape[1] for g in methods.values()]
+        labels = [train_df[target_col], label_frame(val_table)[target_col]]
+        num_classes = max(widths + [int(max(np.asarray(y, dtype=np.int64).max() for y in labels)) + 1])
+    full_bytes = full_storage_bytes or full_nbytes(db, features, train_df, kind, num_classes)
+    test_y = splits["test"].y
+    baseline = trivial_score(kind, train_df[target_col].to_numpy(), test_y)
+
+    records: list[dict] = []
+
+    def record(model_name: str, method: str, seed: int, res, nbytes: int, dist_s: float) -> None:
+        """Score a trained model on real test seeds right away (models are not kept)."""
+        records.append({
+            "model": model_name, "method": method, "seed": seed,
+            **splits["test"].score(res.model, device, kind),
+            "val_value": res.val_metric, "storage_bytes": nbytes,
+            "distill_seconds": dist_s, "train_seconds": res.seconds,
+        })
+
+    for model_name in models:
+        for seed in seeds:
+            if full:
+                res = train_full(
+                    model_name, db, features, train_df, val_table, entity_table, entity_col,
+                    time_col, target_col, kind, epochs_full, batch_size, seed, device,
+                    num_neighbors, hidden=hidden, num_layers=num_layers,
+                    num_classes=num_classes if kind == "multiclass" else None,
+                    sampler=sampler, val_split=splits["val"],
+                )
+                if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch
+                    raise RuntimeError(f"temporal leakage while training: {res.max_leak_seconds} s")
+                record(model_name, FULL, seed, res, full_bytes, 0.0)
+            for method, graph in methods.items():
+                res = train_distilled(
+                    model_name, graph, epochs_distilled, seed, device, kind,
+                    hidden=hidden, num_layers=num_layers, val_split=splits["val"],
+                )
+                record(model_name, method, seed, res, graph.nbytes(),
+                       float(distill_seconds.get(method, math.nan)))
+
+    if not records:
+        return pd.DataFrame(columns=COLUMNS)
+    per_seed = pd.DataFrame(records)
+    fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds"}
+    extra = [c for c in per_seed.columns if c not in fixed and c != metric]
+    agg = (
+        per_seed.groupby(["model", "method"], sort=False)
+        .agg(
+            value=(metric, "mean"),
+            value_std=(metric, lambda v: float(np.std(v))),
+            val_value=("val_value", "mean"),
+            storage_bytes=("storage_bytes", "first"),
+            distill_seconds=("distill_seconds", "first"),
+            train_seconds=("train_seconds", "mean"),
+            n_seeds=("seed", "count"),
+            **{m: (m, "mean") for m in extra},
+        )
+        .reset_index()
+    )
+    agg["metric"] = metric
+    agg["compression_ratio"] = full_bytes / agg["storage_bytes"]
+    reference = agg[agg["method"] == FULL].set_index("model")
+    agg["utility_retention"] = [
+        utility_retention(row.value, reference.at[row.model, "value"], kind, baseline)
+        if row.model in reference.index else math.nan
+        for row in agg.itertuples()
+    ]
+    agg["speedup"] = [
+        reference.at[row.model, "train_seconds"] / row.train_seconds
+        if row.model in reference.index and row.train_seconds > 0 else math.nan
+        for row in agg.itertuples()
+    ]
+    out = agg[COLUMNS + extra].copy()
+    out.attrs["leakage"] = report._asdict()
+    out.attrs["trivial_score"] = baseline
+    out.attrs["full_storage_bytes"] = full_bytes
+    return out
+
+
+def _cell(value) -> str:
+    """A number to 3 decimals (a dash for NaN), or text with pipes escaped."""
+    if isinstance(value, (float, np.floating)):
+        return "–" if math.isnan(value) else f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def scores_markdown(df: pd.DataFrame) -> str:
+    """The score table as GitHub markdown, one row per model x method."""
+    header = ["model", "method", "metric", "test (mean ± std)", "val", "retention", "storage bytes",
+              "compression", "distill s", "train s", "speedup"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in df.itertuples():
+        cells = [
+            _cell(r.model), _cell(r.method), _cell(r.metric),
+            f"{_cell(float(r.value))} ± {_cell(float(r.value_std))}", _cell(float(r.val_value)),
+            _cell(float(r.utility_retention)), f"{int(r.storage_bytes):,}",
+            f"{float(r.compression_ratio):,.1f}x", _cell(float(r.distill_seconds)),
+            _cell(float(r.train_seconds)), _cell(float(r.speedup)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,401 @@
+"""KRR distillation of the synthetic graph's features and labels (pipeline stage 6).
+
+Real rows are embedded once by sampling their temporal subtree and running the fixed
+propagation (``propagate``): real features are frozen, so these ``Z`` never change. The
+synthetic graph is embedded by the same propagation over learnable ``X'`` at every step,
+and kernel ridge regression predicts the real targets from the synthetic labels ``Y'`` in
+closed form, so one optimizer over ``(X', Y')`` suffices: no inner training loop.
+
+Only ``batch x n'`` and ``n' x n'`` kernels are ever built, and the cached real embeddings
+are capped by the config (``steps * batch_size`` training rows, ``pseudo_batch_size *
+pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validation rows,
+so memory never grows quadratically, and beyond the validation split not with the data. Following the KRR probe in DESIGN.md,
+training starts from the block centroids and keeps the step with the best real validation
+score, the centroid start included, so distillation can only improve on it on validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from relbench.base import Database
+from sklearn.metrics import accuracy_score, mean_absolute_error, roc_auc_score
+
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.kernels import Kernel, get_kernel
+from t2g_lib.propagate import propagate, propagate_all
+from t2g_lib.temporal import TemporalSampler, to_seconds
+
+TASK_TYPES = ("binary_classification", "regression", "multiclass_classification")
+_PROB_EPS = 1e-3
+
+
+@dataclass
+class KRRConfig:
+    """Knobs of the KRR distillation; ``beta=0`` is the no-pseudo-label ablation."""
+
+    kernel: str = "ntk"
+    ridge: float = 1e-3
+    hops: int = 2
+    beta: float = 0.5
+    steps: int = 150
+    lr: float = 0.01
+    batch_size: int = 1024
+    eval_every: int = 10
+    pseudo_batch_size: int = 512
+    num_neighbors: list[int] = field(default_factory=lambda: [8, 8])
+    init_noise: float = 0.01
+    seed: int = 0
+    kernel_params: dict[str, float | int] = field(default_factory=dict)
+    pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
+
+
+def _krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
+    """``(K_ss + ridge * mean(diag K_ss) * I)^-1 Y_s``.
+
+    The ridge is relative to the kernel's scale (its mean diagonal), so one ``ridge`` value
+    conditions the solve equally for a unit-diagonal NTK and an unnormalised linear kernel.
+    """
+    reg = ridge * k_ss.diagonal().mean()
+    eye = torch.eye(k_ss.shape[0], dtype=k_ss.dtype, device=k_ss.device)
+    return torch.linalg.solve(k_ss + reg * eye, y_s)
+
+
+def krr_predict(
+    k_ts: torch.Tensor, k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float
+) -> torch.Tensor:
+    """Closed-form KRR ``K_ts (K_ss + lambda I)^-1 Y_s``, ``lambda = ridge * mean diag K_ss``."""
+    y2 = y_s.unsqueeze(1) if y_s.dim() == 1 else y_s
+    out = k_ts @ _krr_weights(k_ss, y2, ridge)
+    return out.squeeze(1) if y_s.dim() == 1 else out
+
+
+def label_targets(
+    labels: pd.DataFrame, target_col: str, task_type: str, num_classes: int | None = None
+) -> np.ndarray:
+    """Targets as float arrays whose per-block mean is the synthetic label.
+
+    Binary and regression: (n,); multiclass: (n, C) one-hot, so a mean is class frequencies.
+    """
+    y = labels[target_col].to_numpy()
+    if task_type == "multiclass_classification":
+        y = y.astype(np.int64)
+        return np.eye(num_classes if num_classes is not None else int(y.max()) + 1)[y]
+    return y.astype(np.float64)
+
+
+def init_from_centroids(
+    structure: SyntheticGraph,
+    centroids: dict[str, np.ndarray],
+    train_labels: tuple[np.ndarray, np.ndarray],
+    seed: int,
+    noise: float,
+) -> SyntheticGraph:
+    """Centroid start: each synthetic node's block centroid (+ noise), mean label per block.
+
+    ``train_labels = (entity_block, targets)``: the cluster of each labelled example's entity
+    row and its ``label_targets``. A target block without labelled examples gets the overall
+    mean. ``noise`` scales gaussian noise by the std of the table's centroid entries, so
+    nodes of one block start apart. Tables without ``blocks`` keep their ``x``.
+    """
+    rng = np.random.default_rng(seed)
+    x: dict[str, np.ndarray] = {}
+    for table in structure.schema.tables:
+        if table in structure.blocks:
+            cent = np.asarray(centroids[table], dtype=np.float32)
+            base = cent[np.asarray(structure.blocks[table], dtype=np.int64)]
+            scale = float(cent.std()) if cent.size else 0.0
+        else:
+            base = np.asarray(structure.x[table], dtype=np.float32)
+            scale = float(base.std()) if base.size else 0.0
+        x[table] = (base + noise * scale * rng.standard_normal(base.shape)).astype(np.float32)
+    entity_block, targets = (np.asarray(a) for a in train_labels)
+    overall = targets.mean(axis=0)
+    syn_blocks = np.asarray(structure.blocks[structure.target_table], dtype=np.int64)
+    y = np.empty((len(syn_blocks),) + targets.shape[1:], dtype=np.float64)
+    for b in np.unique(syn_blocks):
+        members = entity_block == b
+        y[syn_blocks == b] = targets[members].mean(axis=0) if members.any() else overall
+    return SyntheticGraph(
+        structure.schema, structure.target_table, x, copy.deepcopy(structure.parents),
+        y.astype(np.float32), copy.deepcopy(structure.blocks),
+    )
+
+
+@dataclass
+class _RealSide:
+    """Fixed embeddings of a pool of real rows, centred and scaled by their own statistics."""
+
+    z: torch.Tensor
+    target: torch.Tensor
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def build(cls, z: torch.Tensor, target: torch.Tensor) -> "_RealSide":
+        # Centre and rescale (one scalar, not per column: near-constant columns would blow
+        # up). Propagated embeddings share a large common offset; without centring the
+        # normalised NTK sees every pair of rows as nearly parallel.
+        mean = z.mean(0, keepdim=True)
+        scale = ((z - mean).pow(2).sum(1).mean().sqrt() / z.shape[1] ** 0.5).clamp(min=1e-8)
+        return cls((z - mean) / scale, target, mean, scale)
+
+    def normalise(self, z_syn: torch.Tensor) -> torch.Tensor:
+        return (z_syn - self.mean) / self.scale
+
+
+def _embed_real(
+    sampler: TemporalSampler,
+    table: str,
+    rows: np.ndarray,
+    times: np.ndarray,
+    feats: dict[str, torch.Tensor],
+    hops: int,
+    batch: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Propagated representation of real rows, each seen from its own seed time."""
+    nt = sampler.schema.node_type(table)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats)
+            out.append(propagate(sub.to(device), hops, nt, len(rows[i : i + batch])))
+    if not out:
+        return torch.zeros(0, (hops + 1) * feats[table].shape[1], device=device)
+    return torch.cat(out)
+
+
+def _score(task_type: str, y_true: np.ndarray, pred: np.ndarray) -> float:
+    if task_type == "binary_classification":
+        return float(roc_auc_score(y_true, pred))
+    if task_type == "multiclass_classification":
+        return float(accuracy_score(y_true, pred.argmax(1)))
+    return float(mean_absolute_error(y_true, pred))
+
+
+def distill_features(
+    structure: SyntheticGraph,
+    features: dict[str, np.ndarray],
+    pseudo_labels: dict[str, np.ndarray],
+    centroids: dict[str, np.ndarray],
+    db: Database,
+    train_table: pd.DataFrame,
+    val_table: pd.DataFrame,
+    entity_table: str,
+    entity_col: str,
+    time_col: str,
+    target_col: str,
+    task_type: str,
+    config: KRRConfig,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> tuple[SyntheticGraph, dict]:
+    """Learn the synthetic graph's ``x`` and target ``y`` by KRR matching (see module doc).
+
+    Loss = task loss (BCE / CE / MSE on standardised targets) of KRR predictions for a
+    mini-batch of real training rows + ``beta`` x sum over tables of the cross-entropy of
+    KRR-predicted pseudo-labels (block one-hots of the synthetic nodes) for real rows of
+    that table. Real rows of the pseudo-label term are only those stamped by the last
+    training label time and are seen from that time at the latest, so the distilled graph
+    never absorbs validation- or test-period rows.
+
+    Returns the distilled graph (``y`` as probabilities, class probabilities or target
+    values) and a history: ``loss``, ``task_loss``, ``pseudo_loss`` per step, ``val`` as
+    ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score``,
+    ``seconds``.
+    """
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+    if structure.target_table != entity_table:
+        raise ValueError(f"structure targets {structure.target_table!r}, task {entity_table!r}")
+    started = _time.perf_counter()
+    dev = torch.device(device)
+    gs = structure.schema
+    rng = np.random.default_rng(config.seed)  # task pool and batches
+    pseudo_rng = np.random.default_rng([config.seed, 1])  # own stream: beta=0 keeps task batches
+    kernel: Kernel = get_kernel(config.kernel, **config.kernel_params)
+    sampler = TemporalSampler(db, config.num_neighbors)
+    feats = {t: torch.as_tensor(np.asarray(features[t]), dtype=torch.float32) for t in gs.tables}
+    ent_nt = gs.node_type(entity_table)
+
+    def embed(table: str, rows: np.ndarray, times: np.ndarray, batch: int) -> torch.Tensor:
+        return _embed_real(sampler, table, rows, times, feats, config.hops, batch, dev)
+
+    # --- task targets and the centroid start
+    train = train_table.dropna(subset=[target_col]).reset_index(drop=True)
+    val = val_table.dropna(subset=[target_col]).reset_index(drop=True)
+    multiclass = task_type == "multiclass_classification"
+    num_classes = (
+        int(max(train[target_col].max(), val[target_col].max())) + 1 if multiclass else None
+    )
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError("KRR distillation needs labelled train and val rows")
+    if task_type == "binary_classification" and val[target_col].nunique() < 2:
+        raise ValueError("val_table holds a single class: AUROC, the selection score, is undefined")
+    train_ent = train[entity_col].to_numpy(dtype=np.int64)
+    train_time = to_seconds(train[time_col])
+    targets = label_targets(train, target_col, task_type, num_classes)
+    ent_blocks = np.asarray(pseudo_labels[entity_table], dtype=np.int64)[train_ent]
+    start = init_from_centroids(
+        structure, centroids, (ent_blocks, targets), config.seed, config.init_noise
+    )
+    y_mean = float(targets.mean()) if task_type == "regression" else 0.0
+    y_std = float(targets.std()) if task_type == "regression" else 1.0
+    y_std = y_std if y_std > 0 else 1.0
+
+    def to_param(y: np.ndarray) -> np.ndarray:
+        """Synthetic labels in the space KRR regresses: logits, or standardised values."""
+        if task_type == "regression":
+            return (y - y_mean) / y_std
+        p = np.clip(y, _PROB_EPS, 1 - _PROB_EPS)
+        return np.log(p / (1 - p)) if task_type == "binary_classification" else np.log(p)
+
+    def from_param(y: torch.Tensor) -> np.ndarray:
+        if task_type == "regression":
+            return (y * y_std + y_mean).cpu().numpy()
+        if task_type == "binary_classification":
+            return torch.sigmoid(y).cpu().numpy()
+        return torch.softmax(y, dim=1).cpu().numpy()
+
+    # --- real side, embedded once
+    pool = rng.permutation(len(train))[: min(len(train), config.steps * config.batch_size)]
+    y_train = train[target_col].to_numpy()[pool]
+    if task_type == "regression":
+        y_train = (y_train - y_mean) / y_std
+    y_train = y_train.astype(np.int64 if multiclass else np.float32)
+    task_side = _RealSide.build(
+        embed(entity_table, train_ent[pool], train_time[pool], config.batch_size),
+        torch.as_tensor(y_train, device=dev),
+    )
+    val_ent = val[entity_col].to_numpy(dtype=np.int64)
+    z_val = task_side.normalise(
+        embed(entity_table, val_ent, to_seconds(val[time_col]), config.batch_size)
+    )
+    y_val = val[target_col].to_numpy()
+
+    t_cut = int(train_time.max())
+    pseudo_sides: dict[str, tuple[_RealSide, torch.Tensor]] = {}
+    if config.beta > 0:
+        for table in gs.tables:
+            blocks = structure.blocks.get(table)
+            if table not in pseudo_labels or blocks is None or len(np.unique(blocks)) < 2:
+                continue  # nothing to tell apart
+            own = sampler.times[table]
+            rows = (
+                np.arange(sampler.num_rows[table]) if own is None else np.flatnonzero(own <= t_cut)
+            )
+            size = min(len(rows), config.pseudo_batch_size * config.pseudo_pool_batches)
+            if size == 0:
+                continue
+            rows = np.sort(pseudo_rng.choice(rows, size=size, replace=False))
+            seed_time = np.full(size, t_cut, dtype=np.int64) if own is None else own[rows]
+            labels = np.asarray(pseudo_labels[table], dtype=np.int64)[rows]
+            support = F.one_hot(
+                torch.as_tensor(np.asarray(blocks, dtype=np.int64), device=dev),
+                num_classes=len(centroids[table]),
+            ).float()
+            z_real = embed(table, rows, seed_time, config.batch_size)
+            side = _RealSide.build(z_real, torch.as_tensor(labels, device=dev))
+            pseudo_sides[gs.node_type(table)] = (side, support)
+
+    # --- synthetic side, learnable
+    syn = start.to_hetero().to(dev)
+    x_syn = {
+        gs.node_type(t): torch.nn.Parameter(torch.as_tensor(start.x[t], device=dev))
+        for t in gs.tables
+    }
+    y0 = to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
+    y_syn = torch.nn.Parameter(torch.as_tensor(y0, device=dev))
+    opt = torch.optim.Adam([*x_syn.values(), y_syn], lr=config.lr)
+
+    def synthetic_z() -> dict[str, torch.Tensor]:
+        for nt, x in x_syn.items():
+            syn[nt].x = x
+        return propagate_all(syn, config.hops)
+
+    def task_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if task_type == "binary_classification":
+            return F.binary_cross_entropy_with_logits(pred, target)
+        if task_type == "multiclass_classification":
+            return F.cross_entropy(pred, target)
+        return F.mse_loss(pred, target)
+
+    def validate() -> float:
+        with torch.no_grad():
+            zs = task_side.normalise(synthetic_z()[ent_nt])
+            y2 = y_syn if multiclass else y_syn.unsqueeze(1)
+            alpha = _krr_weights(kernel(zs, zs), y2, config.ridge)  # one solve for all of val
+            pred = torch.cat([
+                kernel(z_val[i : i + config.batch_size], zs) @ alpha
+                for i in range(0, len(z_val), config.batch_size)
+            ])
+        pred_np = (pred if multiclass else pred.squeeze(1)).cpu().numpy()
+        if task_type == "regression":
+            pred_np = pred_np * y_std + y_mean
+        return _score(task_type, y_val, pred_np)
+
+    def snapshot() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone()
+
+    higher_better = task_type != "regression"
+    history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [],
+                     "metric": {"binary_classification": "auroc", "regression": "mae",
+                                "multiclass_classification": "accuracy"}[task_type]}
+    best_score = validate()
+    best_step = 0
+    best = snapshot()
+    history["val"].append([0, best_score])
+    history["start_score"] = best_score
+    log(f"KRR distillation: start (centroids) val {history['metric']} = {best_score:.4f}")
+
+    n_pool = task_side.z.shape[0]
+    for step in range(1, config.steps + 1):
+        zs_all = synthetic_z()
+        zs = task_side.normalise(zs_all[ent_nt])
+        batch = torch.as_tensor(
+            rng.choice(n_pool, size=min(config.batch_size, n_pool), replace=False), device=dev
+        )
+        pred = krr_predict(kernel(task_side.z[batch], zs), kernel(zs, zs), y_syn, config.ridge)
+        loss_task = task_loss(pred, task_side.target[batch])
+        loss_pseudo = torch.zeros((), device=dev)
+        for nt, (side, support) in pseudo_sides.items():
+            zp = side.normalise(zs_all[nt])
+            n_side = side.z.shape[0]
+            pick = pseudo_rng.choice(n_side, min(config.pseudo_batch_size, n_side), replace=False)
+            pb = torch.as_tensor(pick, device=dev)
+            logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support, config.ridge)
+            loss_pseudo = loss_pseudo + F.cross_entropy(logits, side.target[pb])
+        loss = loss_task + config.beta * loss_pseudo
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history["loss"].append(loss.item())
+        history["task_loss"].append(loss_task.item())
+        history["pseudo_loss"].append(loss_pseudo.item())
+        if step % config.eval_every == 0 or step == config.steps:
+            score = validate()
+            history["val"].append([step, score])
+            if (score > best_score) if higher_better else (score < best_score):
+                best_score, best_step = score, step
+                best = snapshot()
+            log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {score:.4f}")
+
+    best_x, best_y = best
+    out = SyntheticGraph(
+        gs, structure.target_table,
+        {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables},
+        copy.deepcopy(structure.parents), from_param(best_y).astype(np.float32),
+        copy.deepcopy(structure.blocks),
+    )
+    history.update(best_step=best_step, best_score=best_score,
+                   seconds=_time.perf_counter() - started)
+    log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")
+    return out, history

@@ -1,0 +1,346 @@
+"""Stage 4 (``cluster_pretraining``): DeepCluster-style self-supervision over the REG.
+
+Alternate (a) k-means per table on the GNN outputs of all rows with (b) training row
+encoder + GNN + per-table linear heads to predict those cluster ids with class-balanced
+cross-entropy. Guards keep pseudo-labels from collapsing: empty clusters are re-seeded from
+the farthest point of the largest cluster, a cluster over ``max_cluster_share`` is split by a
+2-means on its rows, and the final assignment is capacity-limited so no cluster ever holds
+more than that share.
+
+The outputs later stages use are per row of the *frozen row encoder* (no neighbour
+aggregation): they carry no information from other rows, hence none from other rows' times.
+The GNN only shapes the training signal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+HEAD_TEMPERATURE = 5.0  # logit scale of a head initialised at its clustering
+
+if TYPE_CHECKING:
+    from relbench.base import Database
+
+    from t2g_lib.tokens import TokenizedDatabase
+
+
+@dataclass
+class PretrainConfig:
+    """Hyper-parameters. ``clusters`` overrides k_t per table (default: see ``k_for``).
+
+    An epoch is one full-batch optimizer step over all tables; k-means re-runs every
+    ``kmeans_every`` epochs. k-means is fitted on at most ``kmeans_sample`` rows per table,
+    then every row is assigned (with the balance guards).
+    """
+
+    dim: int = 32
+    hidden: int = 64
+    epochs: int = 12
+    kmeans_every: int = 3
+    lr: float = 1e-3
+    clusters: dict[str, int] | None = None
+    max_cluster_share: float = 0.5
+    kmeans_sample: int = 20000
+    kmeans_n_init: int = 2
+    whiten_dims: int = 16
+    seed: int = 0
+
+    def k_for(self, table: str, n_rows: int) -> int:
+        """k_t = clip(round(sqrt(n_t / 20)), 2, 32) unless given; never more than n_t."""
+        if self.clusters is not None and table in self.clusters:
+            k = int(self.clusters[table])
+        else:
+            k = int(np.clip(round(math.sqrt(n_rows / 20)), 2, 32))
+        return max(1, min(k, n_rows))
+
+
+@dataclass
+class PretrainResult:
+    """Per table (by name): ``embeddings`` (n_t, dim) float32, ``pseudo_labels`` (n_t,)
+    int64, ``centroids`` (k_t, dim) float32 in the embedding space. ``history`` holds the
+    loss per epoch and the NMI between consecutive assignments per round."""
+
+    tables: list[str]
+    embeddings: dict[str, np.ndarray]
+    pseudo_labels: dict[str, np.ndarray]
+    centroids: dict[str, np.ndarray]
+    history: dict[str, Any]
+    encoder_state: dict[str, Any]
+    config: PretrainConfig = field(default_factory=PretrainConfig)
+
+    def save(self, path: Path) -> Path:
+        """Arrays as ``.npy`` by table position; table names only inside ``meta.json``."""
+        import torch
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for i, t in enumerate(self.tables):
+            np.save(path / f"embeddings_{i}.npy", self.embeddings[t])
+            np.save(path / f"pseudo_labels_{i}.npy", self.pseudo_labels[t])
+            np.save(path / f"centroids_{i}.npy", self.centroids[t])
+        torch.save(self.encoder_state, path / "encoder.pt")
+        meta = {"tables": self.tables, "history": self.history, "config": asdict(self.config)}
+        (path / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "PretrainResult":
+        import torch
+
+        path = Path(path)
+        meta = json.loads((path / "meta.json").read_text())
+        tables = list(meta["tables"])
+
+        def arrays(stem: str) -> dict[str, np.ndarray]:
+            return {t: np.load(path / f"{stem}_{i}.npy") for i, t in enumerate(tables)}
+
+        return cls(
+            tables,
+            arrays("embeddings"),
+            arrays("pseudo_labels"),
+            arrays("centroids"),
+            meta["history"],
+            torch.load(path / "encoder.pt", weights_only=True),
+            PretrainConfig(**meta["config"]),
+        )
+
+
+def _sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return (x * x).sum(1)[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :]
+
+
+def _capacity_assign(d: np.ndarray, cap: int) -> np.ndarray:
+    """Nearest-centroid assignment where a cluster takes at most ``cap`` rows.
+
+    Rows propose to their nearest non-full centroid; each centroid keeps its closest
+    proposers up to capacity and the rest move on. Every round fills at least one cluster,
+    so this ends within k rounds; ``cap * k >= n`` guarantees every row is placed.
+    """
+    n, k = d.shape
+    order = np.argsort(d, axis=1, kind="stable")
+    rank = np.zeros(n, dtype=np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
+    counts = np.zeros(k, dtype=np.int64)
+    full = np.zeros(k, dtype=bool)
+    pending = np.arange(n)
+    while pending.size:
+        choice = order[pending, rank[pending]]
+        while full[choice].any():
+            rank[pending[full[choice]]] += 1
+            choice = order[pending, rank[pending]]
+        idx = np.lexsort((d[pending, choice], choice))
+        rows, choice = pending[idx], choice[idx]
+        starts = np.flatnonzero(np.r_[True, choice[1:] != choice[:-1]])
+        pos = np.arange(len(choice)) - np.repeat(starts, np.diff(np.r_[starts, len(choice)]))
+        ok = pos < cap - counts[choice]
+        labels[rows[ok]] = choice[ok]
+        counts += np.bincount(choice[ok], minlength=k)
+        full = counts >= cap
+        pending = rows[~ok]
+        rank[pending] += 1
+    return labels
+
+
+def balanced_kmeans(
+    x: np.ndarray, k: int, max_share: float, seed: int, sample: int, n_init: int
+) -> np.ndarray:
+    """k-means labels of every row of ``x`` with no empty cluster and none above ``max_share``.
+
+    The share bound is ``max(max_share, ceil(n/k)/n)``: with k=2 and odd n a perfect
+    half is impossible. Runs single-threaded so a seed fixes the result bit for bit.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    n = len(x)
+    if k <= 1 or n <= k or not np.ptp(x, axis=0).any():
+        # Nothing to cluster (or all rows identical): an arbitrary balanced split.
+        return np.arange(n, dtype=np.int64) % max(k, 1)
+    rng = np.random.default_rng(seed)
+    fit_rows = np.sort(rng.choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
+    cap = max(int(math.floor(max_share * n)), int(math.ceil(n / k)))
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
+        c = KMeans(k, n_init=n_init, random_state=seed).fit(x[fit_rows]).cluster_centers_
+        for _ in range(k):
+            d = _sq_dists(x, c)
+            labels = d.argmin(1)
+            counts = np.bincount(labels, minlength=k)
+            big = int(counts.argmax())
+            if counts.min() == 0:  # re-seed an empty cluster at the largest one's farthest row
+                members = np.flatnonzero(labels == big)
+                c[int(counts.argmin())] = x[members[d[members, big].argmax()]]
+            elif counts[big] > cap:  # split: 2-means on the big cluster, smallest gives way
+                members = np.flatnonzero(labels == big)
+                halves = KMeans(2, n_init=1, random_state=seed).fit(x[members]).cluster_centers_
+                if np.allclose(halves[0], halves[1]):
+                    break  # identical rows: only the capacity limit can split them
+                c[big], c[int(counts.argmin())] = halves
+            else:
+                break
+        return _capacity_assign(_sq_dists(x, c), cap)
+
+
+def _whitening(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """PCA whitening to at most ``dims`` components: ``z = (x - mean) @ proj``.
+
+    k-means then sees every principal direction with unit variance (as in DeepCluster);
+    without it k-means follows the highest-variance directions (often one column's own
+    noise or time), not the multi-modal structure the GNN brings in from related rows.
+    """
+    from threadpoolctl import threadpool_limits
+
+    mean = x.mean(0)
+    with threadpool_limits(1):
+        _, sv, vt = np.linalg.svd(x[: min(len(x), 20000)] - mean, full_matrices=False)
+    keep = sv > sv[0] * 1e-4 if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
+    keep[dims:] = False
+    proj = vt[keep].T / sv[keep] * math.sqrt(min(len(x), 20000))
+    return mean, proj
+
+
+def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int):
+    """Balanced k-means of one table on whitened, L2-normalized GNN outputs.
+
+    Also returns the nearest-centroid classifier of that clustering written as a linear
+    head on ``h`` (weight (k, hidden), bias (k,)): heads restart every round because
+    cluster ids are arbitrary, and starting them at the clustering instead of at random
+    makes the first steps train the encoder towards compact clusters, not fight a random head.
+    """
+    n, hidden = h.shape
+    if k <= 1 or n <= k:
+        return balanced_kmeans(h, k, config.max_cluster_share, seed, 1, 1), np.zeros((k, hidden)), np.zeros(k)
+    mean, proj = _whitening(h, config.whiten_dims)
+    z = (h - mean) @ proj
+    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    labels = balanced_kmeans(
+        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init
+    )
+    mu = np.zeros((k, z.shape[1]))
+    np.add.at(mu, labels, zn)
+    mu /= np.maximum(np.linalg.norm(mu, axis=1, keepdims=True), 1e-12)
+    scale = HEAD_TEMPERATURE / math.sqrt(max(z.shape[1], 1))  # |z| ~ sqrt(dims)
+    weight = scale * (proj @ mu.T).T
+    bias = -scale * (mean @ proj @ mu.T)
+    return labels, weight, bias
+
+
+def _nmi(tables: list[str], a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
+    """Agreement of two consecutive assignments per table (1.0 = same partition)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return {t: float(normalized_mutual_info_score(x, y)) for t, x, y in zip(tables, a, b)}
+
+
+def _class_weights(labels, k: int):
+    """Inverse-frequency weights: every cluster counts equally in the loss."""
+    import torch
+
+    counts = torch.bincount(labels, minlength=k).clamp(min=1).float()
+    return counts.sum() / (k * counts)
+
+
+def pretrain_clusters(
+    db: "Database",
+    tokens: "TokenizedDatabase",
+    config: PretrainConfig | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> PretrainResult:
+    """Train the row encoder by clustering and return frozen per-row embeddings + clusters."""
+    import torch
+    import torch.nn.functional as F
+
+    from t2g_lib.encoder import HeteroGNN, RowEncoder
+    from t2g_lib.graph import build_reg
+
+    config = config or PretrainConfig()
+    torch.manual_seed(config.seed)
+    dev = torch.device(device)
+    graph, gs = build_reg(db)
+    if gs.tables != tokens.tables:
+        raise ValueError("tokens and database list different tables")
+    tables = gs.tables
+    frames = [tt.frame.to(dev) for tt in tokens.table_tokens]
+    edges = {et: graph[et].edge_index.to(dev) for et in graph.edge_types}
+    ks = [config.k_for(t, tt.n_rows) for t, tt in zip(tables, tokens.table_tokens)]
+
+    encoder = RowEncoder(tokens, config.dim).to(dev)
+    gnn = HeteroGNN(gs.metadata(), config.dim, config.hidden).to(dev)
+    heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in ks).to(dev)
+    opt = torch.optim.Adam([*encoder.parameters(), *gnn.parameters()], lr=config.lr)
+
+    @torch.no_grad()
+    def assign(round_seed: int) -> list[np.ndarray]:
+        """k-means of every table on the current GNN outputs; heads restart from it."""
+        encoder.eval(), gnn.eval()
+        hs = gnn([encoder.embed(i, tf) for i, tf in enumerate(frames)], edges)
+        out = []
+        for h, k, head in zip(hs, ks, heads):
+            labels, weight, bias = _cluster(h.cpu().numpy().astype(np.float64), k, config, round_seed)
+            head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
+            out.append(labels)
+        return out
+
+    history: dict[str, Any] = {"loss": [], "nmi": [], "seconds": []}
+    prev: list[np.ndarray] | None = None
+    n_rounds = math.ceil(config.epochs / config.kmeans_every)
+    trained = [k > 1 for k in ks]
+    for rnd in range(n_rounds):
+        t0 = time.perf_counter()
+        labels_np = assign(config.seed + rnd)
+        if prev is not None:
+            history["nmi"].append(_nmi(tables, prev, labels_np))
+        prev = labels_np
+        labels = [torch.as_tensor(y, device=dev) for y in labels_np]
+        weights = [_class_weights(y, k) for y, k in zip(labels, ks)]
+        head_opt = torch.optim.Adam(heads.parameters(), lr=config.lr)
+        encoder.train(), gnn.train()
+        for _ in range(min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)):
+            if not any(trained):
+                break
+            opt.zero_grad(), head_opt.zero_grad()
+            hs = gnn(encoder(frames), edges)
+            loss = torch.stack(
+                [
+                    F.cross_entropy(head(h), y, weight=w)
+                    for head, h, y, w, ok in zip(heads, hs, labels, weights, trained)
+                    if ok
+                ]
+            ).mean()
+            loss.backward()
+            opt.step(), head_opt.step()
+            history["loss"].append(loss.item())
+        history["seconds"].append(time.perf_counter() - t0)
+        last_loss = history["loss"][-1] if history["loss"] else float("nan")
+        nmi = np.mean(list(history["nmi"][-1].values())) if history["nmi"] else float("nan")
+        log(
+            f"round {rnd + 1}/{n_rounds}: loss {last_loss:.4f}, "
+            f"NMI vs previous round {nmi:.3f}, {history['seconds'][-1]:.1f}s"
+        )
+
+    final = assign(config.seed + n_rounds)
+    if prev is not None:
+        history["nmi"].append(_nmi(tables, prev, final))
+    encoder.eval()
+    embeddings, centroids, pseudo = {}, {}, {}
+    for i, (t, k) in enumerate(zip(tables, ks)):
+        emb = encoder.embed(i, frames[i])
+        y = torch.as_tensor(final[i], device=dev)
+        sums = torch.zeros(k, emb.shape[1], device=dev).index_add_(0, y, emb)
+        cnt = torch.bincount(y, minlength=k).clamp(min=1).unsqueeze(1)
+        embeddings[t] = emb.cpu().numpy().astype(np.float32)
+        centroids[t] = (sums / cnt).cpu().numpy().astype(np.float32)
+        pseudo[t] = final[i].astype(np.int64)
+    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    return PretrainResult(tables, embeddings, pseudo, centroids, history, state, config)

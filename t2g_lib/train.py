@@ -1,0 +1,344 @@
+"""Training protocols: full data through the temporal sampler, or a distilled graph only.
+
+A model trained either way is applied to real seeds the same way (``SampledSplit`` /
+``predict``): each label ``(entity, T)`` gets its own temporal subtree holding only rows
+stamped <= T, so training on the full database and evaluating any model follow RelBench's
+time semantics. Runs are deterministic given ``seed`` on CPU (on CUDA, scatter reductions
+may reorder float sums).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from relbench.base import Database
+from torch_geometric.data import HeteroData
+
+from t2g_lib.graph import GraphSchema, SyntheticGraph
+from t2g_lib.metrics import primary_metric, score, task_kind
+from t2g_lib.models import HeteroGNN, build_model
+from t2g_lib.temporal import TemporalSampler, max_leak_seconds, to_seconds
+
+
+@dataclass
+class TrainResult:
+    """A trained model and what its training cost and achieved.
+
+    ``seconds`` is the time spent fitting (sampling + forward/backward), without the
+    validation passes (``val_seconds``), so full and distilled training compare fairly.
+    ``val_metric`` is the primary metric of the kept checkpoint on the real val split
+    (NaN when training had no val split).
+    """
+
+    model: HeteroGNN
+    seconds: float
+    val_metric: float
+    metric_name: str
+    epochs: int
+    losses: list[float] = field(default_factory=list)
+    val_seconds: float = 0.0
+    max_leak_seconds: int = 0
+
+
+def label_frame(table) -> pd.DataFrame:
+    """A label table's DataFrame, whether given as a relbench ``Table`` or a DataFrame."""
+    return table.df if hasattr(table, "df") else table
+
+
+def as_feature_tensors(features: dict) -> dict[str, torch.Tensor]:
+    """Per-table features (arrays or tensors) as float32 CPU tensors for the sampler."""
+    return {t: torch.as_tensor(np.asarray(v), dtype=torch.float32) for t, v in features.items()}
+
+
+def make_sampler(db: Database, num_neighbors=(8, 8)) -> TemporalSampler:
+    """The temporal neighbour sampler over ``db``: built once, shared by every model."""
+    return TemporalSampler(db, num_neighbors=list(num_neighbors))
+
+
+class SampledSplit:
+    """The temporal subgraphs of one label table's seeds, sampled once and reused.
+
+    Sampling is deterministic (the most recent neighbours <= T), so val and test
+    subgraphs are sampled once and shared by every model, method and seed.
+    """
+
+    def __init__(
+        self,
+        sampler: TemporalSampler,
+        features: dict,
+        table_df: pd.DataFrame,
+        seed_type: str,
+        entity_table: str,
+        entity_col: str,
+        time_col: str,
+        target_col: str | None = None,
+        batch_size: int = 512,
+    ) -> None:
+        df = label_frame(table_df)
+        self.seed_type = seed_type
+        self.index = df[entity_col].to_numpy(dtype=np.int64)
+        self.time = to_seconds(df[time_col])
+        self.y = None if target_col is None else df[target_col].to_numpy()
+        feats = as_feature_tensors(features)
+        self.batches: list[tuple[int, HeteroData]] = []
+        self.max_leak_seconds = 0
+        for start in range(0, len(self.index), batch_size):
+            sl = slice(start, start + batch_size)
+            sub = sampler.sample(entity_table, self.index[sl], self.time[sl], feats)
+            self.max_leak_seconds = max(self.max_leak_seconds, int(max_leak_seconds(sub)))
+            self.batches.append((len(self.index[sl]), sub))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def samples(self) -> list[tuple[HeteroData, np.ndarray]]:
+        """(subgraph, its seeds' label times in seconds) per batch, for the leakage check."""
+        out, start = [], 0
+        for n, sub in self.batches:
+            out.append((sub, self.time[start : start + n]))
+            start += n
+        return out
+
+    @torch.no_grad()
+    def predict(self, model: HeteroGNN, device) -> np.ndarray:
+        """Predictions (probabilities, or targets in original units) for every seed, in order."""
+        model.eval()
+        outs = []
+        for n, sub in self.batches:
+            sub = sub.to(device)
+            raw = model(sub.x_dict, sub.edge_index_dict, self.seed_type, n)
+            outs.append(model.output_to_prediction(raw).cpu())
+        if not outs:
+            return np.zeros((0,), dtype=np.float32)
+        return torch.cat(outs).numpy()
+
+    def score(self, model: HeteroGNN, device, task_type) -> dict[str, float]:
+        """All metrics of ``model`` on this split's labels."""
+        return score(task_type, self.y, self.predict(model, device))
+
+
+def predict(
+    model: HeteroGNN,
+    db: Database,
+    features: dict,
+    table_df,
+    entity_table: str,
+    entity_col: str,
+    time_col: str,
+    device="cpu",
+    num_neighbors=(8, 8),
+    batch_size: int = 512,
+) -> tuple[np.ndarray, int]:
+    """Apply a model (trained on either graph) to real seeds; also returns the largest
+    amount, in seconds, by which any sampled row postdates its seed (0 = no leak)."""
+    seed_type = GraphSchema.from_database(db).node_type(entity_table)
+    split = SampledSplit(
+        make_sampler(db, num_neighbors), features, table_df, seed_type,
+        entity_table, entity_col, time_col, batch_size=batch_size,
+    )
+    return split.predict(model.to(device), device), split.max_leak_seconds
+
+
+def _loss(kind: str, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """BCE (hard or soft labels), CE (class ids or probabilities), MSE (standardised)."""
+    if kind == "binary":
+        return F.binary_cross_entropy_with_logits(raw.view(-1), y.float().view(-1))
+    if kind == "multiclass":
+        return F.cross_entropy(raw, y.long() if y.ndim == 1 else y.float())
+    return F.mse_loss(raw.view(-1), y.float().view(-1))
+
+
+def _is_better(value: float, best: float, higher_is_better: bool) -> bool:
+    if not np.isfinite(value):
+        return False
+    if not np.isfinite(best):
+        return True
+    return value > best if higher_is_better else value < best
+
+
+def _num_classes(*labels: np.ndarray) -> int:
+    return int(max(np.asarray(y, dtype=np.int64).max(initial=0) for y in labels)) + 1
+
+
+def train_full(
+    model_name: str,
+    db: Database,
+    features: dict,
+    train_table,
+    val_table,
+    entity_table: str,
+    entity_col: str,
+    time_col: str,
+    target_col: str,
+    task_type,
+    epochs: int = 20,
+    batch_size: int = 512,
+    seed: int = 0,
+    device="cpu",
+    num_neighbors=(8, 8),
+    *,
+    hidden: int = 64,
+    num_layers: int = 2,
+    lr: float = 0.005,
+    patience: int = 3,
+    num_classes: int | None = None,
+    sampler: TemporalSampler | None = None,
+    val_split: SampledSplit | None = None,
+) -> TrainResult:
+    """Train on the real train split with temporal mini-batches, early-stopped on val.
+
+    The checkpoint with the best val primary metric is kept; training stops after
+    ``patience`` epochs without improvement. ``sampler`` / ``val_split`` may be passed in
+    to share them across models.
+    """
+    kind = task_kind(task_type)
+    metric, higher = primary_metric(kind)
+    schema = GraphSchema.from_database(db)
+    sampler = sampler if sampler is not None else make_sampler(db, num_neighbors)
+    seed_type = schema.node_type(entity_table)
+    feats = as_feature_tensors(features)
+    dims = {int(f.shape[1]) for f in feats.values()}
+    if len(dims) != 1:
+        raise ValueError(f"every table's features must share one dimension (one encoder), got {sorted(dims)}")
+    train_df = label_frame(train_table)
+    index = train_df[entity_col].to_numpy(dtype=np.int64)
+    times = to_seconds(train_df[time_col])
+    y_all = train_df[target_col].to_numpy()
+    if val_split is None:
+        val_split = SampledSplit(
+            sampler, feats, val_table, seed_type, entity_table, entity_col, time_col,
+            target_col, batch_size,
+        )
+    out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == "multiclass" else 1
+    torch.manual_seed(seed)
+    model = build_model(model_name, schema.metadata(), dims.pop(), hidden, out_dim, num_layers)
+    if kind == "multiclass":
+        model.set_task(kind)
+        y_train = torch.as_tensor(y_all.astype(np.int64))
+    elif kind == "binary":
+        model.set_task(kind)
+        y_train = torch.as_tensor(y_all.astype(np.float32))
+    else:
+        y_all = y_all.astype(np.float64)
+        model.set_task(kind, float(y_all.mean()), float(y_all.std()))
+        y_train = torch.as_tensor(
+            ((y_all - model.target_loc.item()) / model.target_scale.item()).astype(np.float32)
+        )
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    best, best_state, bad = float("nan"), None, 0
+    fit_s = val_s = 0.0
+    losses: list[float] = []
+    max_leak = val_split.max_leak_seconds
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(index))
+        total, count = 0.0, 0
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            sub = sampler.sample(entity_table, index[rows], times[rows], feats)
+            max_leak = max(max_leak, int(max_leak_seconds(sub)))
+            sub = sub.to(device)
+            raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows))
+            loss = _loss(kind, raw, y_train[rows].to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(rows)
+            count += len(rows)
+        losses.append(total / max(count, 1))
+        fit_s += time.perf_counter() - t0
+        if not len(val_split):
+            continue
+        t0 = time.perf_counter()
+        value = val_split.score(model, device, kind)[metric]
+        val_s += time.perf_counter() - t0
+        if _is_better(value, best, higher):
+            best, best_state, bad = value, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(model, fit_s, best, metric, epoch, losses, val_s, max_leak)
+
+
+def train_distilled(
+    model_name: str,
+    graph: SyntheticGraph,
+    epochs: int = 200,
+    seed: int = 0,
+    device="cpu",
+    task_type="binary",
+    *,
+    hidden: int = 64,
+    num_layers: int = 2,
+    lr: float = 0.005,
+    val_split: SampledSplit | None = None,
+    eval_every: int = 10,
+) -> TrainResult:
+    """Full-batch training on the synthetic graph only, with its soft labels.
+
+    Binary: BCE against probabilities (clipped to [0, 1]); multiclass: CE against class
+    probabilities (rows clipped at 0 and renormalised); regression: MSE on targets
+    standardised by the synthetic labels' mean and std. When ``val_split`` is given, the
+    real val split only picks the checkpoint (every ``eval_every`` epochs and at the end),
+    as early stopping does for full training.
+    """
+    kind = task_kind(task_type)
+    metric, higher = primary_metric(kind)
+    data = graph.to_hetero()
+    seed_type = graph.schema.node_type(graph.target_table)
+    y = np.asarray(graph.y, dtype=np.float64)
+    if kind == "multiclass":
+        if y.ndim != 2:
+            raise ValueError(f"multiclass synthetic labels must be (n, C) probabilities, got {y.shape}")
+        y = np.clip(y, 0.0, None)
+        y = y / np.maximum(y.sum(1, keepdims=True), 1e-12)
+    elif kind == "binary":
+        y = np.clip(y, 0.0, 1.0)
+    out_dim = int(y.shape[1]) if kind == "multiclass" else 1
+    torch.manual_seed(seed)
+    in_dim = int(data[seed_type].x.shape[1])
+    model = build_model(model_name, graph.schema.metadata(), in_dim, hidden, out_dim, num_layers)
+    if kind == "regression":
+        model.set_task(kind, float(y.mean()), float(y.std()))
+        y = (y - model.target_loc.item()) / model.target_scale.item()
+    else:
+        model.set_task(kind)
+    model.to(device)
+    data = data.to(device)
+    target = torch.as_tensor(y, dtype=torch.float32, device=device)
+    x_dict, edge_index_dict = data.x_dict, data.edge_index_dict
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    best, best_state = float("nan"), None
+    fit_s = val_s = 0.0
+    losses: list[float] = []
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        loss = _loss(kind, model(x_dict, edge_index_dict, seed_type), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        fit_s += time.perf_counter() - t0
+        if val_split is not None and len(val_split) and (epoch % eval_every == 0 or epoch == epochs):
+            t0 = time.perf_counter()
+            value = val_split.score(model, device, kind)[metric]
+            val_s += time.perf_counter() - t0
+            if _is_better(value, best, higher):
+                best, best_state = value, copy.deepcopy(model.state_dict())
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(model, fit_s, best, metric, epochs, losses, val_s)

@@ -1,0 +1,154 @@
+"""Metrics, utility retention, the leakage gate, the score table and its plots."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn import metrics as skm
+from test_models import ENTITY, EVENTS, make_fixture, make_graph
+
+from t2g_lib.baselines import random_coreset
+from t2g_lib.evaluate import COLUMNS, FULL, check_leakage, evaluate_methods, scores_markdown
+from t2g_lib.metrics import primary_metric, score, trivial_score, utility_retention
+from t2g_lib.plots import plot_metric_vs_compression, plot_retention_bars
+from t2g_lib.temporal import TemporalSampler, to_seconds
+from t2g_lib.train import SampledSplit, as_feature_tensors
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DAY = 86400
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny graphs: one thread is fastest, and avoids thrashing a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_metrics_agree_with_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(y * 0.3 + rng.random(200), 0, 1)
+    assert score("binary_classification", y, p)["auroc"] == pytest.approx(skm.roc_auc_score(y, p))
+    yc = rng.integers(0, 3, 200)
+    probs = rng.dirichlet(np.ones(3), 200)
+    got = score("multiclass", yc, probs)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(yc, probs.argmax(1)))
+    assert got["macro_f1"] == pytest.approx(skm.f1_score(yc, probs.argmax(1), average="macro"))
+    yr, pr = rng.normal(size=50), rng.normal(size=50)
+    assert score("regression", yr, pr)["mae"] == pytest.approx(skm.mean_absolute_error(yr, pr))
+    assert primary_metric("regression") == ("mae", False)
+    assert primary_metric("binary") == ("auroc", True)
+
+
+def test_utility_retention_is_one_at_full_and_zero_at_trivial() -> None:
+    assert utility_retention(0.8, 0.8, "binary") == pytest.approx(1.0)
+    assert utility_retention(0.5, 0.8, "binary") == pytest.approx(0.0)
+    assert utility_retention(0.65, 0.8, "binary") == pytest.approx(0.5)
+    y_train, y_test = np.array([0.0, 1.0, 2.0, 10.0]), np.array([1.0, 3.0, 5.0])
+    mae_const = trivial_score("regression", y_train, y_test)
+    assert mae_const == pytest.approx(np.mean(np.abs(y_test - 1.5)))
+    assert utility_retention(1.0, 1.0, "regression", mae_const) == pytest.approx(1.0)
+    assert utility_retention(mae_const, 1.0, "regression", mae_const) == pytest.approx(0.0)
+    assert utility_retention(1.5, 1.0, "regression", mae_const) == pytest.approx(
+        (mae_const - 1.5) / (mae_const - 1.0)
+    )
+    majority = trivial_score("multiclass", np.array([2, 2, 1]), np.array([2, 0, 0, 2]))
+    assert majority == pytest.approx(0.5)
+    assert utility_retention(majority, 0.9, "multiclass", majority) == pytest.approx(0.0)
+    assert math.isnan(utility_retention(0.7, 0.5, "binary"))  # full data no better than chance
+    with pytest.raises(ValueError):
+        utility_retention(1.0, 1.0, "regression")
+
+
+def test_leakage_check_passes_on_temporal_samples_and_fails_on_a_planted_leak() -> None:
+    fx = make_fixture("binary")
+    sampler = TemporalSampler(fx.db, [8, 8])
+    split = SampledSplit(sampler, fx.features, fx.val, "t0", ENTITY, "user", "label time", "y", 16)
+    ok = check_leakage(fx.db, ENTITY, split.samples())
+    assert ok.passed and ok.max_leak_seconds == 0 and ok.examples == []
+    # Plant a leak: subgraphs sampled 20 days after the label time they are checked against.
+    index, times = fx.val["user"].to_numpy(), to_seconds(fx.val["label time"])
+    leaky = sampler.sample(ENTITY, index, times + 20 * DAY, as_feature_tensors(fx.features))
+    bad = check_leakage(fx.db, ENTITY, [(leaky, times)])
+    assert not bad.passed
+    assert 0 < bad.max_leak_seconds <= 20 * DAY
+    first = bad.examples[0]
+    assert first["table"] == EVENTS and first["leak_seconds"] == bad.max_leak_seconds
+    assert pd.Timestamp(first["row_time"]) > pd.Timestamp(first["label_time"])
+
+
+def _evaluate(fx, methods, **kwargs) -> pd.DataFrame:
+    return evaluate_methods(
+        methods, ["sage"], fx.db, fx.features, fx.train, fx.val, fx.test, ENTITY, "user",
+        "label time", "y", fx.task_type, seeds=[0], epochs_full=3, epochs_distilled=30,
+        batch_size=64, hidden=16, distill_seconds={"t2g": 1.5}, **kwargs,
+    )
+
+
+def test_evaluate_methods_builds_the_score_table() -> None:
+    fx = make_fixture("binary")
+    t2g = make_graph(fx)
+    rand = random_coreset(fx.db, fx.features, t2g, fx.train, "user", "label time", "y", "binary")
+    methods = {"t2g": t2g, "random": rand}
+    df = _evaluate(fx, methods)
+    assert list(df.columns) == COLUMNS
+    assert set(df["method"]) == {FULL, "t2g", "random"} and set(df["model"]) == {"sage"}
+    assert (df["metric"] == "auroc").all()
+    assert df.attrs["leakage"]["passed"]
+    full = df[df["method"] == FULL].iloc[0]
+    assert full["compression_ratio"] == 1.0 and full["utility_retention"] == pytest.approx(1.0)
+    assert full["speedup"] == pytest.approx(1.0)
+    row = df[df["method"] == "t2g"].iloc[0]
+    assert row["storage_bytes"] == t2g.nbytes() == df[df["method"] == "random"].iloc[0]["storage_bytes"]
+    assert row["compression_ratio"] == pytest.approx(full["storage_bytes"] / t2g.nbytes())
+    assert row["distill_seconds"] == 1.5
+    assert 0 <= row["value"] <= 1 and np.isfinite(row["utility_retention"])
+    md = scores_markdown(df)
+    assert md.count("\n") == 2 + len(df) and "| sage | t2g | auroc |" in md
+
+
+@pytest.mark.parametrize("task_type", ["multiclass_classification", "regression"])
+def test_evaluate_methods_other_task_types(task_type: str) -> None:
+    fx = make_fixture(task_type.split("_")[0])
+    df = _evaluate(fx, {"t2g": make_graph(fx)})
+    metric = "accuracy" if task_type.startswith("multi") else "mae"
+    assert (df["metric"] == metric).all()
+    assert ("macro_f1" in df.columns) == (metric == "accuracy")
+    y_test = fx.test["y"].to_numpy()
+    assert df.attrs["trivial_score"] == pytest.approx(trivial_score(task_type, fx.train["y"].to_numpy(), y_test))
+    assert df[df["method"] == FULL]["utility_retention"].iloc[0] == pytest.approx(1.0)
+
+
+def test_evaluate_methods_refuses_a_leaky_sampler(monkeypatch) -> None:
+    fx = make_fixture("binary")
+
+    class LateSampler(TemporalSampler):
+        def sample(self, table, index, time, features):
+            return super().sample(table, index, np.asarray(time) + 30 * DAY, features)
+
+    monkeypatch.setattr("t2g_lib.evaluate.make_sampler", lambda db, nn: LateSampler(db, list(nn)))
+    with pytest.raises(RuntimeError, match="temporal leakage"):
+        _evaluate(fx, {"t2g": make_graph(fx)}, full=False)
+
+
+def test_plots_return_png_bytes() -> None:
+    rows = []
+    for model in ("sage", "hgt"):
+        rows.append(dict(model=model, method=FULL, metric="auroc", value=0.8, value_std=0.0,
+                         compression_ratio=1.0, utility_retention=1.0))
+        for method in ("t2g", "random"):
+            for ratio, value in ((50.0, 0.75), (500.0, 0.7)):
+                rows.append(dict(model=model, method=method, metric="auroc", value=value, value_std=0.01,
+                                 compression_ratio=ratio, utility_retention=(value - 0.5) / 0.3))
+    df = pd.DataFrame(rows)
+    for png in (plot_metric_vs_compression(df), plot_retention_bars(df)):
+        assert png.startswith(PNG_MAGIC) and len(png) > 1000
+    single = df[df["compression_ratio"] != 500.0]
+    assert plot_retention_bars(single).startswith(PNG_MAGIC)

@@ -1,0 +1,207 @@
+"""Kernels, closed-form KRR and the KRR distillation loop on a small timed database."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from relbench.base import Database, Table
+from sklearn.cluster import KMeans
+from sklearn.kernel_ridge import KernelRidge
+
+from t2g_lib.graph import GraphSchema, SyntheticGraph
+from t2g_lib.kernels import get_kernel
+from t2g_lib.krr import KRRConfig, distill_features, init_from_centroids, krr_predict, label_targets
+
+T0 = pd.Timestamp("2021-03-01")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors on 2 shared cores: intra-op threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- kernels and closed-form KRR
+
+@pytest.mark.parametrize("kernel", ["precomputed", "rbf"])
+def test_krr_predict_matches_sklearn(kernel: str) -> None:
+    rng = np.random.default_rng(0)
+    xs, xt = rng.normal(size=(15, 4)), rng.normal(size=(7, 4))
+    ys = rng.normal(size=(15, 2))
+    k = get_kernel("rbf", gamma=0.3) if kernel == "rbf" else get_kernel("linear")
+    k_ss = k(torch.tensor(xs), torch.tensor(xs))
+    k_ts = k(torch.tensor(xt), torch.tensor(xs))
+    ridge = 0.05
+    alpha = ridge * float(k_ss.diagonal().mean())  # krr_predict scales ridge by mean diag
+    if kernel == "rbf":
+        ref = KernelRidge(alpha=alpha, kernel="rbf", gamma=0.3).fit(xs, ys).predict(xt)
+    else:
+        fit = KernelRidge(alpha=alpha, kernel="precomputed").fit(k_ss.numpy(), ys)
+        ref = fit.predict(k_ts.numpy())
+    ours = krr_predict(k_ts, k_ss, torch.tensor(ys), ridge).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-8)
+    one = krr_predict(k_ts, k_ss, torch.tensor(ys[:, 0]), ridge)
+    assert one.shape == (7,) and np.allclose(one.numpy(), ref[:, 0])
+
+
+def test_ntk_and_nngp_are_psd() -> None:
+    x = torch.randn(40, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for name in ("ntk", "nngp", "rbf", "linear"):
+        k = get_kernel(name, depth=3) if name in ("ntk", "nngp") else get_kernel(name)
+        mat = k(x, x)
+        assert torch.allclose(mat, mat.T, atol=1e-10)
+        eig = torch.linalg.eigvalsh(mat)
+        assert float(eig.min()) > -1e-6 * float(eig.max()), name
+
+
+def test_ntk_matches_finite_width_monte_carlo() -> None:
+    """One hidden ReLU layer f(x) = sqrt(2/m) v . relu(W x): empirical NNGP and NTK."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.normalize(torch.randn(3, 4, generator=g, dtype=torch.float64), dim=1)
+    m = 400_000
+    w = torch.randn(m, 4, generator=g, dtype=torch.float64)
+    v = torch.randn(m, generator=g, dtype=torch.float64)
+    pre = x @ w.T  # (3, m)
+    act, gate = torch.relu(pre), (pre > 0).double()
+    nngp_mc = 2 / m * act @ act.T  # grads w.r.t. v
+    grad_w = 2 / m * (gate * v * v) @ gate.T * (x @ x.T)  # grads w.r.t. W
+    ntk_mc = nngp_mc + grad_w
+    assert torch.allclose(get_kernel("nngp", depth=1)(x, x), nngp_mc, atol=0.02)
+    assert torch.allclose(get_kernel("ntk", depth=1)(x, x), ntk_mc, atol=0.03)
+    # And the closed form at rho = 0: Sigma = 1/pi, Theta = 0 * 1/2 + 1/pi.
+    e = torch.eye(2, dtype=torch.float64)
+    assert math.isclose(float(get_kernel("ntk", depth=1)(e, e)[0, 1]), 1 / math.pi, rel_tol=1e-6)
+
+
+# --- distillation on a small timed database
+
+N_CUST, N_PROD, N_ORD, D, K = 40, 10, 300, 6, 3
+
+
+def _fixture():
+    rng = np.random.default_rng(0)
+    customers = pd.DataFrame({"id": np.arange(N_CUST)})
+    products = pd.DataFrame({"id": np.arange(N_PROD)})
+    orders = pd.DataFrame({
+        "id": np.arange(N_ORD),
+        "customer id": rng.integers(0, N_CUST, N_ORD),
+        "keys": rng.integers(0, N_PROD, N_ORD),
+        "when": T0 + pd.to_timedelta(rng.integers(0, 100, N_ORD), unit="D"),
+    })
+    db = Database({
+        "customers": Table(customers, {}, "id", None),
+        "order items": Table(
+            orders, {"customer id": "customers", "keys": "products"}, "id", "when"
+        ),
+        "products": Table(products, {}, "id", None),
+    })
+    features = {
+        t: rng.normal(size=(len(tab.df), D)).astype(np.float32) for t, tab in db.table_dict.items()
+    }
+    pseudo, cents = {}, {}
+    for t, f in features.items():
+        km = KMeans(K, n_init=1, random_state=0).fit(f)
+        pseudo[t], cents[t] = km.labels_.astype(np.int64), km.cluster_centers_.astype(np.float32)
+
+    def labels(days: list[int]) -> pd.DataFrame:
+        ent = np.repeat(np.arange(N_CUST), len(days))
+        when = np.tile([T0 + pd.Timedelta(days=d) for d in days], N_CUST)
+        score = features["customers"][ent, 0] + 0.3 * rng.normal(size=len(ent))
+        return pd.DataFrame({"at": when, "cust": ent, "y": (score > 0).astype(int), "v": score,
+                             "c": np.digitize(score, [-0.5, 0.5])})
+
+    schema = GraphSchema.from_database(db)
+    sizes = {"customers": 2, "order items": 3, "products": 1}  # synthetic nodes per block
+    blocks = {t: np.repeat(np.arange(K), n) for t, n in sizes.items()}
+    parents = {
+        r.index: rng.integers(0, len(blocks[r.parent]), len(blocks[r.child]))
+        for r in schema.relations
+    }
+    structure = SyntheticGraph(
+        schema, "customers", {t: cents[t][b] for t, b in blocks.items()}, parents,
+        np.zeros(len(blocks["customers"]), dtype=np.float32), blocks,
+    )
+    return db, features, pseudo, cents, structure, labels([30, 50, 70]), labels([85, 95])
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    return _fixture()
+
+
+def _distill(fixture, task_type: str = "binary_classification", target: str = "y", **overrides):
+    db, features, pseudo, cents, structure, train, val = fixture
+    params = dict(steps=20, eval_every=5, lr=0.05, batch_size=64, pseudo_batch_size=32,
+                  pseudo_pool_batches=2, num_neighbors=[4, 4])
+    cfg = KRRConfig(**{**params, **overrides})
+    return distill_features(
+        structure, features, pseudo, cents, db, train, val, "customers", "cust", "at", target,
+        task_type, cfg, log=lambda _: None,
+    )
+
+
+@pytest.fixture(scope="module")
+def binary_run(fixture):
+    return _distill(fixture)
+
+
+def test_loss_falls(fixture) -> None:
+    _, hist = _distill(fixture, batch_size=10_000, steps=30)  # full batch: a smooth curve
+    assert np.mean(hist["loss"][-5:]) < np.mean(hist["loss"][:5])
+    assert len(hist["loss"]) == 30
+
+
+def test_beta_zero_switches_off_pseudo_labels(fixture, binary_run) -> None:
+    _, with_pseudo = binary_run
+    _, without = _distill(fixture, beta=0.0)
+    assert all(p == 0.0 for p in without["pseudo_loss"])
+    assert all(p > 0.0 for p in with_pseudo["pseudo_loss"])
+    assert without["task_loss"][0] == pytest.approx(with_pseudo["task_loss"][0])  # same start
+    assert without["task_loss"][1:] != pytest.approx(with_pseudo["task_loss"][1:])
+
+
+def test_best_step_selection_includes_start(fixture, binary_run) -> None:
+    out, hist = binary_run
+    steps = [s for s, _ in hist["val"]]
+    assert steps == [0, 5, 10, 15, 20]
+    assert hist["start_score"] == hist["val"][0][1]
+    assert hist["best_score"] == max(s for _, s in hist["val"])
+    assert dict(hist["val"])[hist["best_step"]] == hist["best_score"]
+    assert out.y.shape == (6,) and ((out.y >= 0) & (out.y <= 1)).all()
+    # Nothing moves with lr = 0: every score ties the start, which is kept.
+    frozen, fh = _distill(fixture, lr=0.0, steps=6, eval_every=3)
+    assert fh["best_step"] == 0
+    db, features, pseudo, cents, structure, train, _ = fixture
+    blocks = pseudo["customers"][train["cust"].to_numpy()]
+    targets = label_targets(train, "y", "binary_classification")
+    start = init_from_centroids(structure, cents, (blocks, targets), 0, 0.01)
+    for t in structure.schema.tables:
+        np.testing.assert_array_equal(frozen.x[t], start.x[t])
+    np.testing.assert_allclose(frozen.y, np.clip(start.y, 1e-3, 1 - 1e-3), rtol=1e-5)
+
+
+def test_same_seed_same_output(fixture, binary_run) -> None:
+    out, hist = binary_run
+    again, hist2 = _distill(fixture)
+    assert hist["loss"] == hist2["loss"] and hist["val"] == hist2["val"]
+    for t in out.x:
+        np.testing.assert_array_equal(out.x[t], again.x[t])
+    np.testing.assert_array_equal(out.y, again.y)
+    assert out.parents.keys() == again.parents.keys()
+
+
+def test_regression_and_multiclass(fixture) -> None:
+    reg, rh = _distill(fixture, "regression", "v", steps=5)
+    assert rh["metric"] == "mae" and reg.y.shape == (6,)
+    assert rh["best_score"] == min(s for _, s in rh["val"])
+    assert abs(float(reg.y.mean())) < 2.0  # de-standardised back to the target's scale
+    mc, mh = _distill(fixture, "multiclass_classification", "c", steps=5)
+    assert mh["metric"] == "accuracy" and mc.y.shape == (6, 3)
+    np.testing.assert_allclose(mc.y.sum(1), 1.0, rtol=1e-5)

@@ -1,0 +1,167 @@
+"""Cluster pretraining on a small synthetic database with planted groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from relbench.base import Database, Table
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torch_geometric")
+
+from t2g_lib.pretrain import (  # noqa: E402
+    PretrainConfig,
+    PretrainResult,
+    balanced_kmeans,
+    pretrain_clusters,
+)
+from t2g_lib.tokens import tokenize_database  # noqa: E402
+
+CHILD = "order items.v2"
+
+
+def planted_db(seed: int = 0):
+    """3 tables, 2 FKs, 3 planted groups: parents carry a noisy group signal, children
+    inherit their parent's group with a weaker one of their own. Names are hostile."""
+    rng = np.random.default_rng(seed)
+    n_parent, n_other, n_child = 150, 40, 450
+    g = rng.integers(0, 3, n_parent)
+    centers = np.array([[-1.5, 0.0], [0.0, 1.5], [1.5, -1.0]])
+    names = np.array(["rouge", "grün", "blue"])
+    parent = pd.DataFrame(
+        {
+            "keys": np.arange(n_parent),
+            "update": centers[g, 0] + rng.normal(0, 0.8, n_parent),
+            "naïve.value": centers[g, 1] + rng.normal(0, 0.8, n_parent),
+            "colour name": np.where(rng.random(n_parent) < 0.7, names[g], rng.choice(names, n_parent)),
+        }
+    )
+    parent.loc[rng.choice(n_parent, 15, replace=False), "update"] = np.nan
+    other = pd.DataFrame({"id": np.arange(n_other), "type": rng.normal(size=n_other)})
+    par = rng.integers(0, n_parent, n_child)
+    child = pd.DataFrame(
+        {
+            "order id": np.arange(n_child),
+            "parent.keys": par,
+            "other ref": rng.integers(0, n_other, n_child),
+            "amount $": centers[g[par], 0] + rng.normal(0, 1.5, n_child),
+            "when": pd.Timestamp("2020-01-01")
+            + pd.to_timedelta(np.sort(rng.integers(0, 1000, n_child)), unit="D"),
+        }
+    )
+    db = Database(
+        {
+            "keys": Table(parent, {}, "keys", None),
+            "update": Table(other, {}, "id", None),
+            CHILD: Table(child, {"parent.keys": "keys", "other ref": "update"}, "order id", "when"),
+        }
+    )
+    types = {
+        "keys": {"keys": "key", "update": "numerical", "naïve.value": "numerical", "colour name": "categorical"},
+        "update": {"id": "key", "type": "numerical"},
+        CHILD: {"order id": "key", "parent.keys": "key", "other ref": "key", "amount $": "numerical", "when": "timestamp"},
+    }
+    return db, types, {"keys": g, CHILD: g[par]}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory):
+    db, types, groups = planted_db()
+    tokens = tokenize_database(db, types, tmp_path_factory.mktemp("cache"))
+    return db, tokens, groups
+
+
+CONFIG = PretrainConfig(clusters={"keys": 3, CHILD: 3}, seed=7)
+
+
+@pytest.fixture(scope="module")
+def result(setup) -> PretrainResult:
+    db, tokens, _ = setup
+    return pretrain_clusters(db, tokens, CONFIG, log=lambda _: None)
+
+
+def test_outputs_have_documented_shapes(setup, result: PretrainResult) -> None:
+    db, tokens, _ = setup
+    assert result.tables == tokens.tables
+    for t in result.tables:
+        n = len(db.table_dict[t].df)
+        k = CONFIG.k_for(t, n)
+        assert result.embeddings[t].shape == (n, CONFIG.dim) and result.embeddings[t].dtype == np.float32
+        assert result.pseudo_labels[t].shape == (n,)
+        assert result.centroids[t].shape == (k, CONFIG.dim)
+        # centroids are cluster means in the embedding space
+        y = result.pseudo_labels[t]
+        np.testing.assert_allclose(
+            result.centroids[t][y[0]], result.embeddings[t][y == y[0]].mean(0), rtol=1e-4, atol=1e-5
+        )
+    assert CONFIG.k_for("update", 40) == 2  # default k_t = clip(round(sqrt(n/20)), 2, 32)
+    assert len(result.history["loss"]) == CONFIG.epochs
+    assert len(result.history["nmi"]) == CONFIG.epochs // CONFIG.kmeans_every
+
+
+def test_no_cluster_above_max_share(result: PretrainResult) -> None:
+    for t, y in result.pseudo_labels.items():
+        k = CONFIG.k_for(t, len(y))
+        counts = np.bincount(y, minlength=k)
+        bound = max(CONFIG.max_cluster_share, np.ceil(len(y) / k) / len(y))
+        assert counts.max() / len(y) <= bound + 1e-12
+        assert (counts > 0).all()
+
+
+def test_recovers_planted_groups(setup, result: PretrainResult) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    _, _, groups = setup
+    for t, g in groups.items():
+        assert adjusted_rand_score(g, result.pseudo_labels[t]) > 0.3, t
+
+
+def test_same_seed_same_bytes(setup, result: PretrainResult) -> None:
+    db, tokens, _ = setup
+    again = pretrain_clusters(db, tokens, CONFIG, log=lambda _: None)
+    for t in result.tables:
+        assert result.embeddings[t].tobytes() == again.embeddings[t].tobytes()
+        assert result.pseudo_labels[t].tobytes() == again.pseudo_labels[t].tobytes()
+        assert result.centroids[t].tobytes() == again.centroids[t].tobytes()
+    assert result.history["loss"] == again.history["loss"]
+
+
+def test_save_load_roundtrip(result: PretrainResult, tmp_path: Path) -> None:
+    result.save(tmp_path / "pre")
+    names = {p.name for p in (tmp_path / "pre").iterdir()}
+    assert "meta.json" in names and "embeddings_0.npy" in names and "encoder.pt" in names
+    assert not any(t in n for n in names for t in ("keys", "update", CHILD))
+    loaded = PretrainResult.load(tmp_path / "pre")
+    assert loaded.tables == result.tables and loaded.config == result.config
+    for t in result.tables:
+        np.testing.assert_array_equal(loaded.embeddings[t], result.embeddings[t])
+        np.testing.assert_array_equal(loaded.pseudo_labels[t], result.pseudo_labels[t])
+        np.testing.assert_array_equal(loaded.centroids[t], result.centroids[t])
+    assert loaded.history == result.history
+    assert all(torch.equal(loaded.encoder_state[k], v) for k, v in result.encoder_state.items())
+
+
+def test_frozen_encoder_reproduces_embeddings(setup, result: PretrainResult) -> None:
+    from t2g_lib.encoder import RowEncoder
+
+    _, tokens, _ = setup
+    enc = RowEncoder(tokens, CONFIG.dim)
+    enc.load_state_dict(result.encoder_state)
+    enc.eval()
+    i = tokens.tables.index(CHILD)
+    out = enc.embed(i, tokens.table_tokens[i].frame).numpy()
+    np.testing.assert_allclose(out, result.embeddings[CHILD], rtol=1e-5, atol=1e-6)
+
+
+def test_balance_guard_splits_a_dominant_cluster() -> None:
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 0.1, (900, 4)), rng.normal(5, 0.1, (100, 4))]
+    for k in (2, 3, 5):
+        y = balanced_kmeans(x, k, max_share=0.5, seed=0, sample=300, n_init=1)
+        counts = np.bincount(y, minlength=k)
+        assert counts.max() <= 500 and (counts > 0).all()
+    same = balanced_kmeans(np.zeros((101, 3)), 4, 0.5, 0, 1000, 1)
+    assert (np.bincount(same, minlength=4) > 0).all()

@@ -1,0 +1,199 @@
+"""Column tokens: shapes per modality, NaN indicators, unseen categories, the text cache,
+and user names that break naive code (spaces, dots, ``keys``, ``update``, non-ASCII)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from relbench.base import Database, Table
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+torch_frame = pytest.importorskip("torch_frame")
+
+from t2g_lib.text_embed import EMBED_DIM, CachedTextEmbedder  # noqa: E402
+from t2g_lib.tokens import MISSING_CATEGORY, TokenizedDatabase, tokenize_database  # noqa: E402
+
+TEXTS = ["left-handed slugger", "gold glove shortstop", "naïve rookie", None]
+
+
+def odd_db() -> tuple[Database, dict[str, dict[str, str]]]:
+    """Two tables with every modality and names that collide with Python/SQL/dict words."""
+    n = 40
+    rng = np.random.default_rng(0)
+    keys = pd.DataFrame(
+        {
+            "keys": np.arange(n),
+            "update": rng.normal(size=n),
+            "prix.unité €": rng.choice(["a", "b", "c"], n),
+            "bio text": [TEXTS[i % 4] for i in range(n)],
+            "born at": pd.date_range("1990-01-01", periods=n, freq="7D"),
+            "order": rng.integers(0, 5, n).astype(float),
+        }
+    )
+    keys.loc[[2, 5], "update"] = np.nan
+    keys.loc[[1], "prix.unité €"] = None
+    keys.loc[[7], "born at"] = pd.NaT
+    child = pd.DataFrame(
+        {
+            "id": np.arange(3 * n),
+            "keys.id": np.arange(3 * n) % n,
+            "type": rng.normal(size=3 * n),
+            "season": pd.date_range("2000-01-01", periods=3 * n, freq="D"),
+        }
+    )
+    bare = pd.DataFrame({"pk": np.arange(5), "parent": np.arange(5)})
+    db = Database(
+        {
+            "keys": Table(keys, {}, "keys", None),
+            "update": Table(child, {"keys.id": "keys"}, "id", "season"),
+            "bare table": Table(bare, {"parent": "keys"}, "pk", None),
+        }
+    )
+    types = {
+        "keys": {
+            "keys": "key",
+            "update": "numerical",
+            "prix.unité €": "categorical",
+            "bio text": "text",
+            "born at": "timestamp",
+            "order": "numerical",
+        },
+        "update": {"id": "key", "keys.id": "key", "type": "numerical"},
+        "bare table": {"pk": "key", "parent": "key"},
+    }
+    return db, types
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("text_cache")
+
+
+@pytest.fixture(scope="module")
+def tokens(cache_dir: Path) -> TokenizedDatabase:
+    db, types = odd_db()
+    return tokenize_database(db, types, cache_dir)
+
+
+def _col(tokens: TokenizedDatabase, table: str, label: str):
+    tt = tokens[table]
+    return next(c for c in tt.columns if c.label == label)
+
+
+def test_modalities_have_documented_shapes(tokens: TokenizedDatabase) -> None:
+    tf = tokens["keys"].frame
+    n = 40
+    # update, update__isna, order, born at__isna
+    assert tf.feat_dict[torch_frame.numerical].shape == (n, 4)
+    assert tf.feat_dict[torch_frame.categorical].shape == (n, 1)
+    assert tf.feat_dict[torch_frame.categorical].dtype == torch.long
+    assert tf.feat_dict[torch_frame.timestamp].shape == (n, 1, 7)
+    emb = tf.feat_dict[torch_frame.embedding]
+    assert (emb.num_rows, emb.num_cols, emb.values.shape[1]) == (n, 1, EMBED_DIM)
+    # unit-norm sentence vectors
+    assert torch.allclose(emb.values.norm(dim=1), torch.ones(n), atol=1e-4)
+    # keys excluded; time column kept as a timestamp; a featureless table gets a constant
+    summary = tokens.summary()
+    assert summary["update"]["columns"] == {"numerical": ["type"], "timestamp": ["season"]}
+    assert summary["bare table"]["columns"] == {"numerical": ["__const__"]}
+    assert tokens["bare table"].frame.feat_dict[torch_frame.numerical].shape == (5, 1)
+    assert summary["keys"]["n_rows"] == n
+
+
+def test_nan_gets_indicator_not_silent_zero(tokens: TokenizedDatabase) -> None:
+    tt = tokens["keys"]
+    num = tt.frame.feat_dict[torch_frame.numerical]
+    names = tt.frame.col_names_dict[torch_frame.numerical]
+    value = num[:, names.index(_col(tokens, "keys", "update").name)]
+    isna = num[:, names.index(_col(tokens, "keys", "update__isna").name)]
+    assert isna[[2, 5]].tolist() == [1.0, 1.0] and isna.sum() == 2
+    assert torch.isfinite(value).all() and value.abs().max() <= 5.0
+    # robust standardization: the median sits at zero
+    assert abs(float(value[isna == 0].median())) < 0.1
+    # the column without NaN has no indicator; the timestamp with NaT has one
+    labels = {c.label for c in tt.columns}
+    assert "order__isna" not in labels and "born at__isna" in labels
+    # missing category is an explicit category, not NA
+    cats = tt.col_stats[_col(tokens, "keys", "prix.unité €").name]
+    assert MISSING_CATEGORY in cats[next(iter(cats))][0]
+    assert (tt.frame.feat_dict[torch_frame.categorical] >= 0).all()
+
+
+def test_unseen_category_maps_to_na_and_encodes(tokens: TokenizedDatabase, cache_dir: Path) -> None:
+    from t2g_lib.encoder import RowEncoder
+
+    db, _ = odd_db()
+    new = db.table_dict["keys"].df.head(4).copy()
+    new["prix.unité €"] = ["a", "never seen", "b", "never seen either"]
+    embedder = CachedTextEmbedder(cache_dir)
+    tf = tokens["keys"].encode(new, embedder)
+    cats = tf.feat_dict[torch_frame.categorical][:, 0].tolist()
+    stats = tokens["keys"].col_stats[_col(tokens, "keys", "prix.unité €").name]
+    fitted = next(iter(stats.values()))[0]  # categories in index order
+    assert cats[1] == -1 and cats[3] == -1
+    assert cats[0] == fitted.index("a") and cats[2] == fitted.index("b")
+    assert embedder.n_model_calls == 0  # every text was cached by the fit
+    enc = RowEncoder(tokens, dim=8)
+    out = enc.embed(tokens.tables.index("keys"), tf)
+    assert out.shape == (4, 8) and torch.isfinite(out).all()
+
+
+def test_each_distinct_text_is_embedded_once(tmp_path: Path) -> None:
+    texts = ["alpha", "beta", "alpha", "", "beta", "gamma", "alpha"] * 50
+    first = CachedTextEmbedder(tmp_path)
+    out = first(texts)
+    assert out.shape == (len(texts), EMBED_DIM)
+    assert first.n_embedded_strings == 4 and first.n_model_calls == 1
+    assert torch.equal(out[0], out[2]) and not torch.equal(out[0], out[1])
+    first(texts)
+    assert first.n_embedded_strings == 4
+    second = CachedTextEmbedder(tmp_path)
+    again = second(list(reversed(texts)))
+    assert second.n_embedded_strings == 0 and second.n_model_calls == 0 and second._model is None
+    assert torch.equal(again.flip(0), out)
+
+
+def test_tokenize_reports_and_reuses_cache(tokens: TokenizedDatabase, cache_dir: Path) -> None:
+    s = tokens.summary()["keys"]
+    assert s["n_text_distinct"] == 4  # three strings plus "" for missing
+    assert s["n_embedded_now"] == 4
+    db, types = odd_db()
+    again = tokenize_database(db, types, cache_dir)
+    assert again.summary()["keys"]["n_embedded_now"] == 0
+    a = again["keys"].frame.feat_dict[torch_frame.embedding].values
+    assert torch.equal(a, tokens["keys"].frame.feat_dict[torch_frame.embedding].values)
+
+
+def test_save_load_roundtrip(tokens: TokenizedDatabase, tmp_path: Path) -> None:
+    tokens.save(tmp_path / "tok")
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == [
+        "table_0.pt",
+        "table_1.pt",
+        "table_2.pt",
+        "tokens.json",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # weights_only load must not fall back
+        loaded = TokenizedDatabase.load(tmp_path / "tok")
+    assert loaded.tables == tokens.tables
+    assert loaded.summary() == tokens.summary()
+    for a, b in zip(loaded.table_tokens, tokens.table_tokens):
+        for stype, feat in b.frame.feat_dict.items():
+            x, y = a.frame.feat_dict[stype], feat
+            if not isinstance(y, torch.Tensor):  # MultiEmbeddingTensor of text vectors
+                x, y = x.values, y.values
+            assert torch.equal(x, y)
+
+
+def test_missing_semantic_type_is_an_error(cache_dir: Path) -> None:
+    db, types = odd_db()
+    del types["keys"]["order"]
+    with pytest.raises(KeyError, match="order"):
+        tokenize_database(db, types, cache_dir)
