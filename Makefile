@@ -35,7 +35,7 @@ ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	set -m; exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --evaluate
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME)

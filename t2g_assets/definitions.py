@@ -17,7 +17,11 @@ from t2g_assets.sensors import dataset_sensor, redistill_tasks
 
 
 def build_definitions(
-    data_dir: str | None = None, storage_dir: str | None = None, device: str | None = None, seed: int = 0
+    data_dir: str | None = None,
+    storage_dir: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    **settings: object,
 ) -> Definitions:
     """Definitions over a data and a storage folder (tests point them at temporary ones)."""
     data_dir = data_dir or default_data_dir()
@@ -40,8 +44,11 @@ def build_definitions(
         schedules=[nightly_recheck],
         executor=executor_from_env(),
         resources={
-            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed),
-            "device": ComputeDevice(device=device or os.environ.get("T2G_DEVICE", "auto")),
+            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed, **settings),
+            "device": ComputeDevice(
+                device=device or os.environ.get("T2G_DEVICE", "auto"),
+                num_threads=int(os.environ.get("T2G_NUM_THREADS", "0")),
+            ),
             "duckdb": DuckDBResource(database=str(Path(storage_dir) / "t2g.duckdb")),
             "io_manager": FilesystemIOManager(base_dir=str(Path(storage_dir) / "io")),
         },

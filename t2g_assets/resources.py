@@ -23,8 +23,9 @@ class T2GSettings(ConfigurableResource):
         description="Minimum utility retention of T2G (best model) for the distilled database "
         "to be published.",
     )
-    eval_models: list[str] = Field(default=["sage", "hgt", "han"])
-    eval_epochs: int = Field(default=20)
+    eval_models: list[str] = Field(default=["sage", "hgt", "han"], description="GNNs trained by evaluation_scores.")
+    eval_epochs: int = Field(default=5, description="Epochs of full-data training (early-stopped on val).")
+    eval_epochs_distilled: int = Field(default=100, description="Epochs of training on a distilled graph.")
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database
@@ -45,9 +46,13 @@ class ComputeDevice(ConfigurableResource):
     """The torch device every torch stage runs on: ``auto`` picks CUDA when present."""
 
     device: str = Field(default="auto", description="'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    num_threads: int = Field(default=0, description="CPU threads for torch (0: torch's default).")
 
     def torch_device(self):
         import torch
+
+        if self.num_threads > 0:
+            torch.set_num_threads(self.num_threads)
 
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -57,14 +57,21 @@ def add_task(
     typer.echo(f"task written to {out}")
 
 
-def _distill(dataset: str, task: str, budget: str, seed: int, storage: Optional[Path], evaluate: bool) -> dict:
+def _distill(
+    dataset: str, task: str, budget: str, seed: int, storage: Optional[Path], evaluate: bool, models: str = "sage,hgt,han"
+) -> dict:
     from tqdm import tqdm
 
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli.runner import DATABASE_STAGES, TASK_STAGES, instance, materialize_stages, register
 
-    defs = build_definitions(data_dir=str(data_dir().resolve()), storage_dir=str(storage.resolve()) if storage else None, seed=seed)
+    defs = build_definitions(
+        data_dir=str(data_dir().resolve()),
+        storage_dir=str(storage.resolve()) if storage else None,
+        seed=seed,
+        eval_models=[m.strip() for m in models.split(",") if m.strip()],
+    )
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     stages = DATABASE_STAGES + (TASK_STAGES if evaluate else [s for s in TASK_STAGES if s != "evaluation_scores"])
@@ -96,9 +103,10 @@ def distill(
     seed: int = typer.Option(0, help="Seed of every stochastic stage"),
     out: Optional[Path] = typer.Option(None, help="Storage folder (default: $T2G_STORAGE_DIR or ./storage)"),
     evaluate: bool = typer.Option(False, help="Also train and score GNNs (evaluation_scores gates publication)"),
+    models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
 ) -> None:
     """Materialize the whole chain for one database x task x budget through Dagster."""
-    _distill(dataset, task, ratio, seed, out, evaluate)
+    _distill(dataset, task, ratio, seed, out, evaluate, models)
     _print_published(dataset, task, ratio, out)
 
 
@@ -121,6 +129,7 @@ def demo(
     task: str = typer.Option("player-retention", help="Lahman task to distill"),
     ratio: str = typer.Option("0.01", help="Budget"),
     evaluate: bool = typer.Option(True, help="Train and score GNNs on the distilled graph"),
+    models: str = typer.Option("sage", help="GNNs the evaluation trains (sage,hgt,han for all)"),
 ) -> None:
     """Prepare Lahman (once) and run the whole chain on it: the main job, end to end."""
     from t2g_lib.data.lahman import build_lahman
@@ -128,7 +137,7 @@ def demo(
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
         build_lahman(data_dir())
-    _distill("lahman", task, ratio, 0, None, evaluate)
+    _distill("lahman", task, ratio, 0, None, evaluate, models)
     _print_published("lahman", task, ratio, None)
     if evaluate:
         _print_scores("lahman", task, ratio)

@@ -30,7 +30,8 @@ class EvalSetup:
     distill_seconds: float
     source_dir: Path
     models: list[str]
-    epochs: int = 20
+    epochs: int = 5
+    epochs_distilled: int = 100
     seed: int = 0
     seeds: tuple[int, ...] = (0,)
     device: object = "cpu"
@@ -96,6 +97,7 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
         graphs, setup.models, setup.db, features, task.train, task.val, task.test,
         task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
         full=True, seeds=setup.seeds, distill_seconds=seconds, epochs_full=setup.epochs,
+        epochs_distilled=setup.epochs_distilled,
         device=setup.device,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]

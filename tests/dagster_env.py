@@ -18,7 +18,14 @@ class Env:
     instance: DagsterInstance
 
     def defs(self):
-        return build_definitions(data_dir=str(self.data_dir), storage_dir=str(self.storage_dir), device="cpu")
+        return build_definitions(
+            data_dir=str(self.data_dir),
+            storage_dir=str(self.storage_dir),
+            device="cpu",
+            eval_models=["sage"],
+            eval_epochs=2,
+            eval_epochs_distilled=20,
+        )
 
     def run(self, stages: list[str], partition_key, raise_on_error: bool = False):
         defs = self.defs()

@@ -108,7 +108,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
             passed=result.passed,
             severity=AssetCheckSeverity.ERROR if result.severity == "ERROR" else AssetCheckSeverity.WARN,
             description=result.message,
-            metadata={"failures": MetadataValue.json(result.failures), **result.metadata},
+            metadata={"failures": MetadataValue.json(result.failures), "details": MetadataValue.json(result.metadata)},
         )
 
 
@@ -122,30 +122,41 @@ def column_tokens(
     validated_schema: dict,
 ) -> Output[dict]:
     """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
+    from relbench.base.dataset import drop_columns
+
     from t2g_lib.schema import DatabaseSchema
     from t2g_lib.task_data import column_types, hidden_columns
     from t2g_lib.tokens import tokenize_database
 
     database = context.partition_key
-    db = load_snapshot(duckdb, database, raw_tables)
+    hidden = hidden_columns(settings.dataset_path(database))
+    db = drop_columns(load_snapshot(duckdb, database, raw_tables), sorted(hidden))
     schema = DatabaseSchema.from_dict(validated_schema)
     out = settings.stage_dir(database, "column_tokens")
     tokens = tokenize_database(
         db,
-        column_types(schema, hidden_columns(settings.dataset_path(database))),
+        column_types(schema),
         cache_dir=settings.stage_dir("_shared", "text_cache"),
         device=device.torch_device(),
         progress=context.log.info,
     )
     tokens.save(out)
     summary = tokens.summary()
-    md = "| table | rows | numerical | categorical | text | timestamp | distinct texts | embedded now |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    stypes = ("numerical", "categorical", "text", "timestamp")
+    md = "| table | rows | " + " | ".join(stypes) + " | distinct texts | embedded now |\n|---|" + "---:|" * 7 + "\n"
     md += "\n".join(
-        f"| {t} | {s['n_rows']} | {s['numerical']} | {s['categorical']} | {s['text']} | {s['timestamp']} "
-        f"| {s['n_text_distinct']} | {s['n_embedded_now']} |"
+        f"| {t} | {s['n_rows']} | " + " | ".join(str(len(s["columns"].get(k, []))) for k in stypes)
+        + f" | {s['n_text_distinct']} | {s['n_embedded_now']} |"
         for t, s in summary.items()
     )
-    return Output({"path": str(out)}, metadata={"tokens": MetadataValue.md(md), "path": str(out)})
+    return Output(
+        {"path": str(out)},
+        metadata={
+            "tokens": MetadataValue.md(md),
+            "hidden_columns": MetadataValue.json(sorted(list(h) for h in hidden)),
+            "path": str(out),
+        },
+    )
 
 
 @asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"})
@@ -158,6 +169,8 @@ def cluster_pretraining(
     column_tokens: dict,
 ) -> Output[dict]:
     """Row encoder + heterogeneous GNN trained DeepCluster-style; yields pseudo-labels."""
+    import numpy as np
+
     from t2g_lib.pretrain import PretrainConfig, pretrain_clusters
     from t2g_lib.tokens import TokenizedDatabase
 
@@ -171,7 +184,7 @@ def cluster_pretraining(
     result.save(out)
     md = "| table | rows | clusters | largest cluster share |\n|---|---:|---:|---:|\n" + "\n".join(
         f"| {t} | {len(result.pseudo_labels[t])} | {len(result.centroids[t])} "
-        f"| {result.largest_share(t):.3f} |"
+        f"| {np.bincount(result.pseudo_labels[t]).max() / max(len(result.pseudo_labels[t]), 1):.3f} |"
         for t in result.pseudo_labels
     )
     return Output({"path": str(out)}, metadata={"clusters": MetadataValue.md(md), "path": str(out)})

@@ -186,6 +186,7 @@ def evaluation_scores(
         source_dir=settings.dataset_path(database),
         models=list(settings.eval_models),
         epochs=settings.eval_epochs,
+        epochs_distilled=settings.eval_epochs_distilled,
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,

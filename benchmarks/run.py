@@ -1,0 +1,108 @@
+"""Benchmark: the t2g chain on Lahman, through Dagster, stage by stage.
+
+Prints a markdown table and writes ``benchmarks/results/<date>.json`` and ``<date>.md``:
+wall time and peak RSS after each stage, distilled vs source bytes, and (with --evaluate)
+the score table of every model x method, over seeds.
+
+    python -m benchmarks.run --tasks player-retention --ratios 0.01 --seeds 0 --evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str) -> dict:
+    from dagster import DagsterInstance
+
+    from t2g_assets.definitions import build_definitions
+    from t2g_assets.partitions import task_budget_key, task_partition_key
+    from t2g_cli.runner import DATABASE_STAGES, TASK_STAGES, materialize_stages, register
+    from t2g_lib.data.lahman import build_lahman
+
+    data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
+    if not (data_dir / "lahman" / "manifest.yaml").exists():
+        build_lahman(data_dir)
+    stages_out, scores = [], []
+    for seed in seeds:
+        storage = Path(tempfile.mkdtemp(prefix=f"t2g-bench-{seed}-"))
+        defs = build_definitions(
+            data_dir=str(data_dir), storage_dir=str(storage), seed=seed,
+            eval_models=[m for m in models.split(",") if m],
+        )
+        inst = DagsterInstance.ephemeral()
+        register(inst, "lahman", [task_budget_key(t, r) for t in tasks for r in ratios])
+
+        def record(run, task="-", ratio="-"):
+            stages_out.append({"seed": seed, "task": task, "ratio": ratio, "stage": run.stage,
+                               "seconds": round(run.seconds, 2), "success": run.success,
+                               "peak_rss_mb": round(peak_rss_mb(), 1)})
+            print(f"seed {seed} {task} {ratio} {run.stage}: {run.seconds:.1f}s ok={run.success}", flush=True)
+
+        materialize_stages(defs, DATABASE_STAGES, "lahman", inst, record)
+        for task in tasks:
+            for ratio in ratios:
+                stages = [s for s in TASK_STAGES if evaluate or s != "evaluation_scores"]
+                key = task_partition_key("lahman", task, ratio)
+                materialize_stages(defs, stages, key, inst, lambda r, t=task, q=ratio: record(r, t, q))
+                eval_csv = storage / "lahman" / "tasks" / task_budget_key(task, ratio) / "evaluation_scores" / "scores.csv"
+                if eval_csv.exists():
+                    df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)
+                    scores.extend(df.to_dict(orient="records"))
+    return {"stages": stages_out, "scores": scores}
+
+
+def report_markdown(result: dict) -> str:
+    stages = pd.DataFrame(result["stages"])
+    md = ["## Stage timings (Lahman, through Dagster, this 2-core CPU machine)", "",
+          "| seed | task | ratio | stage | seconds | peak RSS MB |", "|---|---|---|---|---:|---:|"]
+    md += [f"| {r.seed} | {r.task} | {r.ratio} | {r.stage} | {r.seconds} | {r.peak_rss_mb} |" for r in stages.itertuples()]
+    if result["scores"]:
+        s = pd.DataFrame(result["scores"])
+        agg = s.groupby(["task", "ratio", "model", "method"]).agg(
+            metric=("metric", "first"), mean=("value", "mean"), spread=("value", "std"),
+            retention=("utility_retention", "mean"), compression=("compression_ratio", "mean"),
+            train_s=("train_seconds", "mean"), n=("seed", "count")).reset_index()
+        md += ["", "## Scores (real test split; mean and std over seeds)", "",
+               "| task | ratio | model | method | metric | mean | std | retention | compression | train s | seeds |",
+               "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        md += [f"| {r.task} | {r.ratio} | {r.model} | {r.method} | {r.metric} | {r.mean:.4f} | "
+               f"{0 if pd.isna(r.spread) else r.spread:.4f} | {r.retention:.3f} | {r.compression:.1f} | {r.train_s:.1f} | {r.n} |"
+               for r in agg.itertuples()]
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default="player-retention")
+    ap.add_argument("--ratios", default="0.01")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--models", default="sage,hgt,han")
+    ap.add_argument("--evaluate", action="store_true")
+    args = ap.parse_args()
+    result = run(args.tasks.split(","), args.ratios.split(","), [int(s) for s in args.seeds.split(",")],
+                 args.evaluate, args.models)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.date.today().isoformat()
+    (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), **result}, indent=1, default=str))
+    md = report_markdown(result)
+    (RESULTS / f"{stamp}.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
