@@ -50,7 +50,7 @@ class PretrainConfig:
     clusters: dict[str, int] | None = None
     max_cluster_share: float = 0.5
     kmeans_sample: int = 20000
-    kmeans_n_init: int = 2
+    kmeans_n_init: int = 4
     whiten_dims: int = 16
     seed: int = 0
 
@@ -151,12 +151,21 @@ def _capacity_assign(d: np.ndarray, cap: int) -> np.ndarray:
 
 
 def balanced_kmeans(
-    x: np.ndarray, k: int, max_share: float, seed: int, sample: int, n_init: int
+    x: np.ndarray,
+    k: int,
+    max_share: float,
+    seed: int,
+    sample: int,
+    n_init: int,
+    init_labels: np.ndarray | None = None,
 ) -> np.ndarray:
     """k-means labels of every row of ``x`` with no empty cluster and none above ``max_share``.
 
-    The share bound is ``max(max_share, ceil(n/k)/n)``: with k=2 and odd n a perfect
-    half is impossible. Runs single-threaded so a seed fixes the result bit for bit.
+    ``init_labels`` (the previous round's assignment) warm-starts k-means from those
+    clusters' means in the current space, so rounds refine one partition instead of
+    jumping between local optima. The share bound is ``max(max_share, ceil(n/k)/n)``:
+    with k=2 and odd n a perfect half is impossible. Runs single-threaded so a seed fixes
+    the result bit for bit.
     """
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
@@ -171,7 +180,14 @@ def balanced_kmeans(
     cap = max(int(math.floor(max_share * n)), int(math.ceil(n / k)))
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
-        c = KMeans(k, n_init=n_init, random_state=seed).fit(x[fit_rows]).cluster_centers_
+        if init_labels is not None and np.bincount(init_labels, minlength=k).min() > 0:
+            init = np.zeros((k, x.shape[1]))
+            np.add.at(init, init_labels, x)
+            init /= np.bincount(init_labels, minlength=k)[:, None]
+            km = KMeans(k, init=init, n_init=1, random_state=seed)
+        else:
+            km = KMeans(k, n_init=n_init, random_state=seed)
+        c = km.fit(x[fit_rows]).cluster_centers_
         for _ in range(k):
             d = _sq_dists(x, c)
             labels = d.argmin(1)
@@ -209,7 +225,7 @@ def _whitening(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, proj
 
 
-def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int):
+def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int, prev: np.ndarray | None):
     """Balanced k-means of one table on whitened, L2-normalized GNN outputs.
 
     Also returns the nearest-centroid classifier of that clustering written as a linear
@@ -224,7 +240,7 @@ def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int):
     z = (h - mean) @ proj
     zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     labels = balanced_kmeans(
-        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init
+        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, prev
     )
     mu = np.zeros((k, z.shape[1]))
     np.add.at(mu, labels, zn)
@@ -281,13 +297,14 @@ def pretrain_clusters(
     opt = torch.optim.Adam([*encoder.parameters(), *gnn.parameters()], lr=config.lr)
 
     @torch.no_grad()
-    def assign(round_seed: int) -> list[np.ndarray]:
+    def assign(prev: list[np.ndarray] | None) -> list[np.ndarray]:
         """k-means of every table on the current GNN outputs; heads restart from it."""
         encoder.eval(), gnn.eval()
         hs = gnn([encoder.embed(i, tf) for i, tf in enumerate(frames)], edges)
         out = []
-        for h, k, head in zip(hs, ks, heads):
-            labels, weight, bias = _cluster(h.cpu().numpy().astype(np.float64), k, config, round_seed)
+        for i, (h, k, head) in enumerate(zip(hs, ks, heads)):
+            h_np = h.cpu().numpy().astype(np.float64)
+            labels, weight, bias = _cluster(h_np, k, config, config.seed, None if prev is None else prev[i])
             head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
             out.append(labels)
         return out
@@ -298,7 +315,7 @@ def pretrain_clusters(
     trained = [k > 1 for k in ks]
     for rnd in range(n_rounds):
         t0 = time.perf_counter()
-        labels_np = assign(config.seed + rnd)
+        labels_np = assign(prev)
         if prev is not None:
             history["nmi"].append(_nmi(tables, prev, labels_np))
         prev = labels_np
@@ -329,7 +346,7 @@ def pretrain_clusters(
             f"NMI vs previous round {nmi:.3f}, {history['seconds'][-1]:.1f}s"
         )
 
-    final = assign(config.seed + n_rounds)
+    final = assign(prev)
     if prev is not None:
         history["nmi"].append(_nmi(tables, prev, final))
     encoder.eval()
