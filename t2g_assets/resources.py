@@ -32,11 +32,11 @@ class T2GSettings(ConfigurableResource):
 
     def stage_dir(self, database: str, stage: str, task_budget: str | None = None) -> Path:
         """Artifact folder of one stage for one partition; created on demand."""
-        from t2g_lib.data.format import table_file_name
+        from t2g_lib.data.format import check_name
 
-        base = Path(self.storage_dir) / table_file_name(database)
+        base = Path(self.storage_dir) / check_name(database, "database")
         if task_budget is not None:
-            base = base / "tasks" / table_file_name(task_budget)
+            base = base / "tasks" / check_name(task_budget, "task")
         path = base / stage
         path.mkdir(parents=True, exist_ok=True)
         return path

@@ -1,15 +1,16 @@
 """Stage 4 (``cluster_pretraining``): DeepCluster-style self-supervision over the REG.
 
-Alternate (a) k-means per table on the GNN outputs of all rows with (b) training row
-encoder + GNN + per-table linear heads to predict those cluster ids with class-balanced
-cross-entropy. Guards keep pseudo-labels from collapsing: empty clusters are re-seeded from
-the farthest point of the largest cluster, a cluster over ``max_cluster_share`` is split by a
-2-means on its rows, and the final assignment is capacity-limited so no cluster ever holds
-more than that share.
+Alternate (a) k-means per table on the (PCA-whitened) GNN outputs of all rows with (b)
+training row encoder + GNN + per-table linear heads to predict those cluster ids with
+class-balanced cross-entropy. Guards keep pseudo-labels from collapsing: empty clusters are
+re-seeded at the farthest row of the largest cluster, a cluster over ``max_cluster_share``
+is split by a 2-means on its rows, and the final assignment is capacity-limited so no
+cluster ever holds more than that share.
 
-The outputs later stages use are per row of the *frozen row encoder* (no neighbour
-aggregation): they carry no information from other rows, hence none from other rows' times.
-The GNN only shapes the training signal.
+``embeddings`` are the *frozen row encoder's* output: a function of the row's own columns
+only (no neighbour aggregation), so they carry no value from other rows or their times.
+Pseudo-labels are different: they cluster GNN outputs over the whole REG, all times
+included, and the encoder's weights are fitted on all rows (transductive pretraining).
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ if TYPE_CHECKING:
 class PretrainConfig:
     """Hyper-parameters. ``clusters`` overrides k_t per table (default: see ``k_for``).
 
-    An epoch is one full-batch optimizer step over all tables; k-means re-runs every
-    ``kmeans_every`` epochs. k-means is fitted on at most ``kmeans_sample`` rows per table,
-    then every row is assigned (with the balance guards).
+    An epoch is one optimizer step. k-means re-runs on every row every ``kmeans_every``
+    epochs (fitted on at most ``kmeans_sample`` rows per table, then all rows assigned
+    with the balance guards). In a step the GNN runs over the whole REG, but only
+    ``rows_per_step`` random rows per table go through the row encoder with gradients;
+    the other rows reuse their embeddings from the round's k-means pass (historical
+    embeddings), which keeps a Lahman-size step to seconds without changing the graph.
     """
 
     dim: int = 32
@@ -51,7 +55,8 @@ class PretrainConfig:
     max_cluster_share: float = 0.5
     kmeans_sample: int = 20000
     kmeans_n_init: int = 4
-    whiten_dims: int = 16
+    whiten_dims: int | None = None
+    rows_per_step: int = 8192
     seed: int = 0
 
     def k_for(self, table: str, n_rows: int) -> int:
@@ -61,6 +66,11 @@ class PretrainConfig:
         else:
             k = int(np.clip(round(math.sqrt(n_rows / 20)), 2, 32))
         return max(1, min(k, n_rows))
+
+    def dims_for(self, k: int) -> int:
+        """PCA-whitening dimensions before k-means: k clusters need about k directions
+        (at least 8); more only adds equally-weighted noise directions."""
+        return self.whiten_dims if self.whiten_dims is not None else min(self.hidden, max(8, k))
 
 
 @dataclass
@@ -180,10 +190,13 @@ def balanced_kmeans(
     cap = max(int(math.floor(max_share * n)), int(math.ceil(n / k)))
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
-        if init_labels is not None and np.bincount(init_labels, minlength=k).min() > 0:
+        if init_labels is not None:
+            counts = np.bincount(init_labels, minlength=k)
             init = np.zeros((k, x.shape[1]))
             np.add.at(init, init_labels, x)
-            init /= np.bincount(init_labels, minlength=k)[:, None]
+            init /= np.maximum(counts, 1)[:, None]
+            empty = np.flatnonzero(counts == 0)  # clusters the warm start lost: random rows
+            init[empty] = x[rng.choice(n, size=len(empty), replace=False)]
             km = KMeans(k, init=init, n_init=1, random_state=seed)
         else:
             km = KMeans(k, n_init=n_init, random_state=seed)
@@ -207,7 +220,7 @@ def balanced_kmeans(
         return _capacity_assign(_sq_dists(x, c), cap)
 
 
-def _whitening(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+def _whitening(x: np.ndarray, dims: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """PCA whitening to at most ``dims`` components: ``z = (x - mean) @ proj``.
 
     k-means then sees every principal direction with unit variance (as in DeepCluster);
@@ -217,15 +230,16 @@ def _whitening(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     from threadpoolctl import threadpool_limits
 
     mean = x.mean(0)
+    # Evenly spaced rows: deterministic, and spanning tables stored in time order.
+    fit = x[np.unique(np.linspace(0, len(x) - 1, min(len(x), max_rows)).astype(np.int64))] - mean
     with threadpool_limits(1):
-        _, sv, vt = np.linalg.svd(x[: min(len(x), 20000)] - mean, full_matrices=False)
+        _, sv, vt = np.linalg.svd(fit, full_matrices=False)
     keep = sv > sv[0] * 1e-4 if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
     keep[dims:] = False
-    proj = vt[keep].T / sv[keep] * math.sqrt(min(len(x), 20000))
-    return mean, proj
+    return mean, vt[keep].T / sv[keep] * math.sqrt(len(fit))
 
 
-def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int, prev: np.ndarray | None):
+def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int, init_labels: np.ndarray | None):
     """Balanced k-means of one table on whitened, L2-normalized GNN outputs.
 
     Also returns the nearest-centroid classifier of that clustering written as a linear
@@ -236,11 +250,11 @@ def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int, prev: np.
     n, hidden = h.shape
     if k <= 1 or n <= k:
         return balanced_kmeans(h, k, config.max_cluster_share, seed, 1, 1), np.zeros((k, hidden)), np.zeros(k)
-    mean, proj = _whitening(h, config.whiten_dims)
+    mean, proj = _whitening(h, config.dims_for(k), config.kmeans_sample)
     z = (h - mean) @ proj
     zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     labels = balanced_kmeans(
-        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, prev
+        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, init_labels
     )
     mu = np.zeros((k, z.shape[1]))
     np.add.at(mu, labels, zn)
@@ -272,42 +286,79 @@ def pretrain_clusters(
     config: PretrainConfig | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    num_threads: int | None = 1,
 ) -> PretrainResult:
-    """Train the row encoder by clustering and return frozen per-row embeddings + clusters."""
+    """Train the row encoder by clustering and return frozen per-row embeddings + clusters.
+
+    ``num_threads`` sets torch's CPU threads for this call only (None: leave as is). One
+    by default: on a busy 2-core host multi-threaded kernels spin against other processes,
+    which made a Lahman round ~3.5x slower (115 s vs 32 s); results do not depend on it.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _pretrain(db, tokens, config or PretrainConfig(), device, log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _pretrain(
+    db: "Database",
+    tokens: "TokenizedDatabase",
+    config: PretrainConfig,
+    device: str,
+    log: Callable[[str], None],
+) -> PretrainResult:
     import torch
     import torch.nn.functional as F
 
     from t2g_lib.encoder import HeteroGNN, RowEncoder
     from t2g_lib.graph import build_reg
 
-    config = config or PretrainConfig()
     torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
     dev = torch.device(device)
     graph, gs = build_reg(db)
     if gs.tables != tokens.tables:
         raise ValueError("tokens and database list different tables")
     tables = gs.tables
     frames = [tt.frame.to(dev) for tt in tokens.table_tokens]
-    edges = {et: graph[et].edge_index.to(dev) for et in graph.edge_types}
     ks = [config.k_for(t, tt.n_rows) for t, tt in zip(tables, tokens.table_tokens)]
 
     encoder = RowEncoder(tokens, config.dim).to(dev)
     gnn = HeteroGNN(gs.metadata(), config.dim, config.hidden).to(dev)
     heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in ks).to(dev)
     opt = torch.optim.Adam([*encoder.parameters(), *gnn.parameters()], lr=config.lr)
+    adj = gnn.adjacency(graph, dev)
 
     @torch.no_grad()
-    def assign(prev: list[np.ndarray] | None) -> list[np.ndarray]:
+    def assign(prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
         """k-means of every table on the current GNN outputs; heads restart from it."""
         encoder.eval(), gnn.eval()
-        hs = gnn([encoder.embed(i, tf) for i, tf in enumerate(frames)], edges)
+        embs = [encoder.embed(i, tf) for i, tf in enumerate(frames)]
+        hs = gnn(embs, adj)
         out = []
         for i, (h, k, head) in enumerate(zip(hs, ks, heads)):
             h_np = h.cpu().numpy().astype(np.float64)
-            labels, weight, bias = _cluster(h_np, k, config, config.seed, None if prev is None else prev[i])
+            y, weight, bias = _cluster(h_np, k, config, config.seed, None if prev is None else prev[i])
             head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
-            out.append(labels)
-        return out
+            out.append(y)
+        return out, embs
+
+    def encode_step(embs: list) -> list:
+        """Row embeddings for a step: a random subset per table re-encoded with gradients,
+        the rest taken from the round's pass."""
+        xs = []
+        for i, (tf, emb) in enumerate(zip(frames, embs)):
+            if tf.num_rows <= config.rows_per_step:
+                xs.append(encoder(i, tf))
+                continue
+            rows = torch.randperm(tf.num_rows, generator=gen)[: config.rows_per_step].sort().values.to(dev)
+            xs.append(emb.index_put((rows,), encoder(i, tf[rows])))
+        return xs
 
     history: dict[str, Any] = {"loss": [], "nmi": [], "seconds": []}
     prev: list[np.ndarray] | None = None
@@ -315,19 +366,19 @@ def pretrain_clusters(
     trained = [k > 1 for k in ks]
     for rnd in range(n_rounds):
         t0 = time.perf_counter()
-        labels_np = assign(prev)
+        labels_np, embs = assign(prev)
         if prev is not None:
             history["nmi"].append(_nmi(tables, prev, labels_np))
         prev = labels_np
         labels = [torch.as_tensor(y, device=dev) for y in labels_np]
         weights = [_class_weights(y, k) for y, k in zip(labels, ks)]
-        head_opt = torch.optim.Adam(heads.parameters(), lr=config.lr)
+        head_opt = torch.optim.Adam(heads.parameters(), lr=config.lr)  # heads were re-set
         encoder.train(), gnn.train()
         for _ in range(min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)):
             if not any(trained):
                 break
             opt.zero_grad(), head_opt.zero_grad()
-            hs = gnn(encoder(frames), edges)
+            hs = gnn(encode_step(embs), adj)
             loss = torch.stack(
                 [
                     F.cross_entropy(head(h), y, weight=w)
@@ -346,18 +397,20 @@ def pretrain_clusters(
             f"NMI vs previous round {nmi:.3f}, {history['seconds'][-1]:.1f}s"
         )
 
-    final = assign(prev)
+    # Final assignment; its encoder pass is the frozen encoder's output.
+    t0 = time.perf_counter()
+    final, embs = assign(prev)
     if prev is not None:
         history["nmi"].append(_nmi(tables, prev, final))
-    encoder.eval()
     embeddings, centroids, pseudo = {}, {}, {}
-    for i, (t, k) in enumerate(zip(tables, ks)):
-        emb = encoder.embed(i, frames[i])
-        y = torch.as_tensor(final[i], device=dev)
+    for t, k, emb, y_np in zip(tables, ks, embs, final):
+        y = torch.as_tensor(y_np, device=dev)
         sums = torch.zeros(k, emb.shape[1], device=dev).index_add_(0, y, emb)
         cnt = torch.bincount(y, minlength=k).clamp(min=1).unsqueeze(1)
         embeddings[t] = emb.cpu().numpy().astype(np.float32)
         centroids[t] = (sums / cnt).cpu().numpy().astype(np.float32)
-        pseudo[t] = final[i].astype(np.int64)
+        pseudo[t] = y_np.astype(np.int64)
+    history["seconds"].append(time.perf_counter() - t0)
+    log(f"final assignment: {history['seconds'][-1]:.1f}s")
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     return PretrainResult(tables, embeddings, pseudo, centroids, history, state, config)

@@ -78,9 +78,6 @@ class TableTokens:
     def n_rows(self) -> int:
         return int(self.frame.num_rows)
 
-    def col_to_stype(self) -> dict[str, Any]:
-        return _col_to_stype(self.columns)
-
     def encode(self, df: pd.DataFrame, embedder: "CachedTextEmbedder | None" = None) -> "TensorFrame":
         """Encode new rows of this table with the statistics fitted on the full table.
 
