@@ -58,8 +58,16 @@ def add_task(
 
 
 def _distill(
-    dataset: str, task: str, budget: str, seed: int, storage: Optional[Path], evaluate: bool, models: str = "sage,hgt,han"
-) -> dict:
+    dataset: str,
+    task: str,
+    budget: str,
+    seed: int,
+    storage: Optional[Path],
+    evaluate: bool,
+    models: str = "sage,hgt,han",
+    epochs: int = 5,
+) -> list:
+    """Run the chain; returns the stage runs. Exits 1 on a failure other than a quality gate."""
     from tqdm import tqdm
 
     from t2g_assets.definitions import build_definitions
@@ -71,15 +79,14 @@ def _distill(
         storage_dir=str(storage.resolve()) if storage else None,
         seed=seed,
         eval_models=[m.strip() for m in models.split(",") if m.strip()],
+        eval_epochs=epochs,
     )
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     stages = DATABASE_STAGES + (TASK_STAGES if evaluate else [s for s in TASK_STAGES if s != "evaluation_scores"])
     bar = tqdm(total=len(stages), desc="t2g", unit="stage")
-    timings: dict[str, float] = {}
 
     def on_stage(run) -> None:
-        timings[run.stage] = run.seconds
         bar.set_postfix_str(f"{run.stage} {'ok' if run.success else 'FAILED'} {run.seconds:.1f}s")
         bar.update(1)
 
@@ -88,11 +95,20 @@ def _distill(
         task_stages = [s for s in stages if s in TASK_STAGES]
         runs += materialize_stages(defs, task_stages, task_partition_key(dataset, task, budget), inst, on_stage)
     bar.close()
-    failed = [r.stage for r in runs if not r.success]
-    if failed:
-        typer.secho(f"stage {failed[0]} failed; earlier stages stay materialized. See `make ui` for the run's logs.", fg="red")
+    failed = [r for r in runs if not r.success]
+    if failed and failed[0].stage == "evaluation_scores" and failed[0].failed_checks:
+        typer.secho(
+            f"quality gate {', '.join(failed[0].failed_checks)} failed: the distilled database was evaluated "
+            "but not published (see the scores below and the check in `make ui`).",
+            fg="yellow",
+        )
+    elif failed:
+        typer.secho(
+            f"stage {failed[0].stage} failed; earlier stages stay materialized. See `make ui` for the run's logs.",
+            fg="red",
+        )
         raise typer.Exit(1)
-    return timings
+    return runs
 
 
 @app.command()
@@ -106,8 +122,11 @@ def distill(
     models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
 ) -> None:
     """Materialize the whole chain for one database x task x budget through Dagster."""
-    _distill(dataset, task, ratio, seed, out, evaluate, models)
-    _print_published(dataset, task, ratio, out)
+    runs = _distill(dataset, task, ratio, seed, out, evaluate, models)
+    if all(r.success for r in runs):
+        _print_published(dataset, task, ratio, out)
+    else:
+        raise typer.Exit(3)  # evaluated, refused by a quality gate
 
 
 def _print_published(dataset: str, task: str, budget: str, storage: Optional[Path]) -> None:
@@ -130,6 +149,7 @@ def demo(
     ratio: str = typer.Option("0.01", help="Budget"),
     evaluate: bool = typer.Option(True, help="Train and score GNNs on the distilled graph"),
     models: str = typer.Option("sage", help="GNNs the evaluation trains (sage,hgt,han for all)"),
+    epochs: int = typer.Option(2, help="Epochs of full-data training (the benchmark uses 5)"),
 ) -> None:
     """Prepare Lahman (once) and run the whole chain on it: the main job, end to end."""
     from t2g_lib.data.lahman import build_lahman
@@ -137,8 +157,9 @@ def demo(
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
         build_lahman(data_dir())
-    _distill("lahman", task, ratio, 0, None, evaluate, models)
-    _print_published("lahman", task, ratio, None)
+    runs = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs)
+    if all(r.success for r in runs):
+        _print_published("lahman", task, ratio, None)
     if evaluate:
         _print_scores("lahman", task, ratio)
 

@@ -7,7 +7,7 @@ The CLI runs the very assets the UI shows, against the project's Dagster instanc
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +20,7 @@ class StageRun:
     stage: str
     seconds: float
     success: bool
+    failed_checks: list[str] = field(default_factory=list)
 
 
 def instance():
@@ -68,7 +69,8 @@ def materialize_stages(
             raise_on_error=False,
             tags={"t2g/source": "cli"},
         )
-        run = StageRun(stage, time.perf_counter() - start, result.success)
+        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        run = StageRun(stage, time.perf_counter() - start, result.success, failed)
         runs.append(run)
         on_stage(run)
         if not result.success:
