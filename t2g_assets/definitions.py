@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from dagster import Definitions, FilesystemIOManager
+from dagster import Definitions, ExecutorDefinition, FilesystemIOManager
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
@@ -21,6 +21,7 @@ def build_definitions(
     storage_dir: str | None = None,
     device: str | None = None,
     seed: int = 0,
+    executor: ExecutorDefinition | None = None,
     **settings: object,
 ) -> Definitions:
     """Definitions over a data and a storage folder (tests point them at temporary ones)."""
@@ -42,7 +43,7 @@ def build_definitions(
         jobs=[database_job, task_job],
         sensors=[dataset_sensor, redistill_tasks],
         schedules=[nightly_recheck],
-        executor=executor_from_env(),
+        executor=executor or executor_from_env(),
         resources={
             "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed, **settings),
             "device": ComputeDevice(
