@@ -1,0 +1,93 @@
+"""The UI end to end: dagster dev on loopback, GraphQL queries, a launched partition run."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from shop import make_shop
+
+ROOT = Path(__file__).parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        out = json.loads(resp.read())
+    assert "errors" not in out, out
+    return out["data"]
+
+
+@pytest.fixture()
+def server(tmp_path):
+    make_shop(tmp_path / "data" / "shop")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "T2G_DATA_DIR": str(tmp_path / "data"),
+           "T2G_STORAGE_DIR": str(tmp_path / "storage"), "T2G_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
+                break
+            except OSError:
+                assert proc.poll() is None, "dagster dev exited"
+                time.sleep(2)
+        else:
+            pytest.fail("dagster dev did not come up in 300 s")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole process group: webserver, daemon, code server
+        assert proc.wait(timeout=60) is not None
+
+
+def test_ui_lists_definitions_and_runs_a_partition(server):
+    port = server
+    assets = gql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+    assert {"raw_tables", "validated_schema", "evaluation_scores"} <= {a["assetKey"]["path"][0] for a in assets}
+    checks = gql(port, '{ assetNodeOrError(assetKey: {path: ["validated_schema"]}) { ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }')
+    names = {c["name"]: c["blocking"] for c in checks["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+    assert names.get("primary_keys") is True
+    repo = gql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } sensors { name } schedules { name } } } } }")
+    node = repo["repositoriesOrError"]["nodes"][0]
+    assert {s["name"] for s in node["sensors"]} == {"dataset_sensor", "redistill_tasks"}
+    assert [s["name"] for s in node["schedules"]] == ["nightly_recheck"]
+
+    gql(port, 'mutation { addDynamicPartition(repositorySelector: {repositoryName: "%s", repositoryLocationName: "%s"}, partitionsDefName: "database", partitionKey: "shop") { __typename } }' % (node["name"], node["location"]["name"]))
+    launched = gql(port, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+        {"p": {"selector": {"repositoryName": node["name"], "repositoryLocationName": node["location"]["name"],
+                            "jobName": "distill_database", "assetSelection": [{"path": ["raw_tables"]}]},
+               "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "shop"}]}}})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline, status = time.time() + 300, None
+    while time.time() < deadline:
+        status = gql(port, '{ runOrError(runId: "%s") { ... on Run { status } } }' % run_id)["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(3)
+    assert status == "SUCCESS"
+    parts = gql(port, '{ assetNodeOrError(assetKey: {path: ["raw_tables"]}) { ... on AssetNode { partitionKeys } } }')
+    assert parts["assetNodeOrError"]["partitionKeys"] == ["shop"]
