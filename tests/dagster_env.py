@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, materialize
@@ -16,6 +16,7 @@ class Env:
     data_dir: Path
     storage_dir: Path
     instance: DagsterInstance
+    settings: dict = field(default_factory=dict)
 
     def defs(self):
         return build_definitions(
@@ -25,6 +26,7 @@ class Env:
             eval_models=["sage"],
             eval_epochs=2,
             eval_epochs_distilled=20,
+            **self.settings,
         )
 
     def run(self, stages: list[str], partition_key, raise_on_error: bool = False):

@@ -49,3 +49,16 @@ def test_evaluation_gates_publication(env):
     assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= methods
     # Published only when the utility gate passed; otherwise the blocking check stopped it.
     assert ("distilled_database" in mats) == checks["utility_retention"]
+
+
+def test_utility_gate_below_floor_stops_publication(env):
+    strict = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": 1.5})
+    key = task_partition_key("shop", "churn", "n6")
+    result = strict.run(["evaluation_scores", "distilled_database"], key)
+    assert not result.success
+    evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == "utility_retention"][0]
+    assert evaluation.passed is False and "floor 1.5" in evaluation.description
+    mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert "evaluation_scores" in mats and "distilled_database" not in mats
+    run = env.instance.get_run_by_id(result.run_id)
+    assert run.is_failure
