@@ -14,15 +14,20 @@ from dagster import ExecutorDefinition, multiprocess_executor
 
 
 def executor_from_env() -> ExecutorDefinition:
-    kind = os.environ.get("T2G_EXECUTOR", "multiprocess")
+    return make_executor(
+        os.environ.get("T2G_EXECUTOR", "multiprocess"),
+        os.environ.get("T2G_DASK_ADDRESS"),
+        int(os.environ.get("T2G_MAX_CONCURRENT", "2")),
+    )
+
+
+def make_executor(kind: str, dask_address: str | None = None, max_concurrent: int = 2) -> ExecutorDefinition:
+    """The multiprocess executor, or Dask's (on ``dask_address``, else a local cluster)."""
     if kind == "dask":
         from dagster_dask import dask_executor
 
-        address = os.environ.get("T2G_DASK_ADDRESS")
-        cluster = {"existing": {"address": address}} if address else {"local": {"n_workers": 2, "threads_per_worker": 1}}
+        cluster = {"existing": {"address": dask_address}} if dask_address else {"local": {"n_workers": 2, "threads_per_worker": 1}}
         return dask_executor.configured({"cluster": cluster})
     if kind == "multiprocess":
-        return multiprocess_executor.configured(
-            {"max_concurrent": int(os.environ.get("T2G_MAX_CONCURRENT", "2"))}
-        )
+        return multiprocess_executor.configured({"max_concurrent": max_concurrent})
     raise ValueError(f"T2G_EXECUTOR must be 'multiprocess' or 'dask', not {kind!r}")

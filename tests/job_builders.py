@@ -14,11 +14,8 @@ def task_job(data_dir: str, storage_dir: str):
 
 def database_job_on_dask(data_dir: str, storage_dir: str, address: str):
     """The database-level job on an existing Dask cluster, as T2G_DASK_ADDRESS configures it."""
-    import os
-
     from t2g_assets.definitions import build_definitions
-    from t2g_assets.executors import executor_from_env
+    from t2g_assets.executors import make_executor
 
-    os.environ["T2G_EXECUTOR"], os.environ["T2G_DASK_ADDRESS"] = "dask", address
-    defs = build_definitions(data_dir=data_dir, storage_dir=storage_dir, device="cpu", executor=executor_from_env())
+    defs = build_definitions(data_dir=data_dir, storage_dir=storage_dir, device="cpu", executor=make_executor("dask", address))
     return defs.resolve_job_def("distill_database")
