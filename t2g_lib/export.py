@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from relbench.manifest import KIND_EXTERNAL, TableSpec, TaskManifest
 
-from t2g_lib.data.duck import schema_name
+from t2g_lib.data.duck import schema_name, write_tables
 from t2g_lib.data.format import (
     DB_DIR,
     MANIFEST,
@@ -35,7 +35,6 @@ from t2g_lib.data.format import (
     validate_dataset_folder,
     write_dataset,
 )
-from t2g_lib.data.sql import quote_ident
 from t2g_lib.graph import SyntheticGraph
 
 DEFAULT_LABEL_COL = "label"
@@ -170,18 +169,12 @@ def parquet_bytes(db_dir: Path) -> int:
     return sum(p.stat().st_size for p in db_dir.glob(f"*{PARQUET_SUFFIX}"))
 
 
-def _write_duckdb(path: Path, schema: str, tables: dict[str, pa.Table]) -> None:
+def _write_duckdb(path: Path, name: str, tables: dict[str, pa.Table]) -> None:
+    """A fresh DuckDB file holding the distilled tables in the data layer's schema for ``name``."""
     path.unlink(missing_ok=True)
     Path(str(path) + ".wal").unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
-    try:
-        con.execute(f"CREATE SCHEMA {quote_ident(schema)}")
-        for name, table in tables.items():
-            con.register("_t2g_frame", table)
-            con.execute(f"CREATE TABLE {quote_ident(schema)}.{quote_ident(name)} AS SELECT * FROM _t2g_frame")
-            con.unregister("_t2g_frame")
-    finally:
-        con.close()
+    with duckdb.connect(str(path)) as con:
+        write_tables(con, name, tables)
 
 
 def export_distilled(
@@ -242,7 +235,7 @@ def export_distilled(
     validate_dataset_folder(relbench_dir)
 
     duckdb_path = out_dir / "distilled.duckdb"
-    _write_duckdb(duckdb_path, schema_name(name), tables)
+    _write_duckdb(duckdb_path, name, tables)
     pyg_path = out_dir / "graph.pt"
     torch.save(graph.to_hetero(), pyg_path)
     graph_dir = graph.save(out_dir / "graph")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn import metrics as skm
 from test_models import ENTITY, EVENTS, make_fixture, make_graph
 
@@ -20,15 +19,6 @@ from t2g_lib.train import SampledSplit, as_feature_tensors
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DAY = 86400
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one thread is fastest, and avoids thrashing a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_metrics_agree_with_sklearn() -> None:

@@ -19,15 +19,6 @@ from t2g_lib.krr import KRRConfig, distill_features, init_from_centroids, krr_pr
 T0 = pd.Timestamp("2021-03-01")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on 2 shared cores: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- kernels and closed-form KRR
 
 @pytest.mark.parametrize("kernel", ["precomputed", "rbf"])

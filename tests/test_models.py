@@ -129,15 +129,6 @@ def _fit_steps(model, x_dict, edge_index_dict, seed_type, n, target, task_type, 
     return losses
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one thread is fastest, and avoids thrashing a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def fx() -> Fixture:
     return make_fixture("binary")

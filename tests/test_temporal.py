@@ -17,15 +17,6 @@ DAY = 86_400
 T0 = pd.Timestamp("2020-01-01")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on 2 shared cores: intra-op threads only add contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _db() -> Database:
     """Customers (timeless) <- orders (timed) -> stores (timed); awkward user names."""
     customers = pd.DataFrame({"id": np.arange(3)})

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from relbench.base import Database, Table
 from relbench.manifest import DatasetManifest
 
@@ -15,7 +18,9 @@ def schema_name(database: str) -> str:
     return f"db_{database}"
 
 
-def write_tables(conn: duckdb.DuckDBPyConnection, database: str, tables: dict[str, pd.DataFrame]) -> None:
+def write_tables(
+    conn: duckdb.DuckDBPyConnection, database: str, tables: Mapping[str, pd.DataFrame | pa.Table]
+) -> None:
     """Replace the schema's tables in one transaction, so a failed load leaves the old ones."""
     schema = quote_ident(schema_name(database))
     conn.execute("BEGIN TRANSACTION")
