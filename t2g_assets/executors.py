@@ -1,7 +1,8 @@
 """Executor choice: multiprocess on one machine by default, Dask when configured.
 
-``T2G_EXECUTOR=dask`` runs each step as a Dask task; ``T2G_DASK_ADDRESS`` points it at an
-existing cluster (``tcp://scheduler:8786``), otherwise a local cluster is started. The
+``T2G_EXECUTOR=dask`` runs each step as a Dask task (through ``t2g_assets.dask_executor``,
+which works around dagster-dask's failure on partitioned runs); ``T2G_DASK_ADDRESS`` points
+it at an existing cluster (``tcp://scheduler:8786``), otherwise a local cluster is started. The
 multiprocess executor's ``T2G_MAX_CONCURRENT`` bounds parallel steps (default 2: the cores
 of this machine).
 """
@@ -24,10 +25,10 @@ def executor_from_env() -> ExecutorDefinition:
 def make_executor(kind: str, dask_address: str | None = None, max_concurrent: int = 2) -> ExecutorDefinition:
     """The multiprocess executor, or Dask's (on ``dask_address``, else a local cluster)."""
     if kind == "dask":
-        from dagster_dask import dask_executor
+        from t2g_assets.dask_executor import partition_safe_dask_executor
 
         cluster = {"existing": {"address": dask_address}} if dask_address else {"local": {"n_workers": 2, "threads_per_worker": 1}}
-        return dask_executor.configured({"cluster": cluster})
+        return partition_safe_dask_executor.configured({"cluster": cluster})
     if kind == "multiprocess":
         return multiprocess_executor.configured({"max_concurrent": max_concurrent})
     raise ValueError(f"T2G_EXECUTOR must be 'multiprocess' or 'dask', not {kind!r}")

@@ -59,12 +59,6 @@ def test_failed_run_reexecutes_from_failure_without_recomputing(env, monkeypatch
     assert len(env.instance.fetch_materializations(AssetKey("sbm_structure"), limit=10).records) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dagster-dask 0.29.27 with dagster 1.13.27: Client.submit walks the run's known state and "
-    "trips over a partitions-subset @record ('Iteration is not allowed on @record KeyRangesPartitionsSubset'), "
-    "so partitioned runs cannot execute on Dask; strict, so this test tells us when an upgrade fixes it",
-)
 def test_database_chain_runs_on_a_two_worker_dask_cluster(env):
     from distributed import LocalCluster
 
