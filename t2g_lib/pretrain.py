@@ -7,7 +7,8 @@ re-seeded at the farthest row of the largest cluster, a cluster over ``max_clust
 is split by a 2-means on its rows, and the final assignment is capacity-limited so no
 cluster ever holds more than that share.
 
-``embeddings`` are the *frozen row encoder's* output: a function of the row's own columns
+``embeddings`` are the *frozen row encoder's* output, followed by the principal components
+of the row's tokens (``token_pca.py``): a function of the row's own columns
 only (no neighbour aggregation), so they carry no value from other rows or their times.
 Pseudo-labels are different: they cluster GNN outputs over the whole REG, all times
 included, and the encoder's weights are fitted on all rows (transductive pretraining).
@@ -47,6 +48,7 @@ class PretrainConfig:
     """
 
     dim: int = 32
+    token_dims: int = 32
     hidden: int = 64
     epochs: int = 12
     kmeans_every: int = 3
@@ -58,6 +60,10 @@ class PretrainConfig:
     whiten_dims: int | None = None
     rows_per_step: int = 8192
     seed: int = 0
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.dim + self.token_dims
 
     def k_for(self, table: str, n_rows: int) -> int:
         """k_t = clip(round(sqrt(n_t / 20)), 2, 32) unless given; never more than n_t."""
@@ -75,8 +81,8 @@ class PretrainConfig:
 
 @dataclass
 class PretrainResult:
-    """Per table (by name): ``embeddings`` (n_t, dim) float32, ``pseudo_labels`` (n_t,)
-    int64, ``centroids`` (k_t, dim) float32 in the embedding space. ``history`` holds the
+    """Per table (by name): ``embeddings`` (n_t, embedding_dim) float32, ``pseudo_labels`` (n_t,)
+    int64, ``centroids`` (k_t, embedding_dim) float32 in the embedding space. ``history`` holds the
     loss per epoch and the NMI between consecutive assignments per round."""
 
     tables: list[str]
@@ -317,6 +323,7 @@ def _pretrain(
 
     from t2g_lib.encoder import HeteroGNN, RowEncoder
     from t2g_lib.graph import build_reg
+    from t2g_lib.token_pca import table_token_pca
 
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -400,6 +407,10 @@ def _pretrain(
     # Final assignment; its encoder pass is the frozen encoder's output.
     t0 = time.perf_counter()
     final, embs = assign(prev)
+    embs = [
+        torch.cat([e, torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)], 1)
+        for e, tt in zip(embs, tokens.table_tokens)
+    ]
     if prev is not None:
         history["nmi"].append(_nmi(tables, prev, final))
     embeddings, centroids, pseudo = {}, {}, {}

@@ -89,9 +89,9 @@ def test_outputs_have_documented_shapes(setup, result: PretrainResult) -> None:
     for t in result.tables:
         n = len(db.table_dict[t].df)
         k = CONFIG.k_for(t, n)
-        assert result.embeddings[t].shape == (n, CONFIG.dim) and result.embeddings[t].dtype == np.float32
+        assert result.embeddings[t].shape == (n, CONFIG.embedding_dim) and result.embeddings[t].dtype == np.float32
         assert result.pseudo_labels[t].shape == (n,)
-        assert result.centroids[t].shape == (k, CONFIG.dim)
+        assert result.centroids[t].shape == (k, CONFIG.embedding_dim)
         # centroids are cluster means in the embedding space
         y = result.pseudo_labels[t]
         np.testing.assert_allclose(
@@ -153,7 +153,19 @@ def test_frozen_encoder_reproduces_embeddings(setup, result: PretrainResult) -> 
     enc.eval()
     i = tokens.tables.index(CHILD)
     out = enc.embed(i, tokens.table_tokens[i].frame).numpy()
-    np.testing.assert_allclose(out, result.embeddings[CHILD], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out, result.embeddings[CHILD][:, : CONFIG.dim], rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_keep_the_rows_own_values(setup, result: PretrainResult) -> None:
+    """A row's own numerical column is linearly recoverable from its embedding: the token
+    PCA half keeps what clustering may discard (the encoder half alone need not)."""
+    from sklearn.linear_model import LinearRegression
+
+    db, _, _ = setup
+    amount = db.table_dict[CHILD].df["amount $"].to_numpy()
+    emb = result.embeddings[CHILD]
+    r2 = LinearRegression().fit(emb[:, CONFIG.dim :], amount).score(emb[:, CONFIG.dim :], amount)
+    assert r2 > 0.95
 
 
 def test_balance_guard_splits_a_dominant_cluster() -> None:
