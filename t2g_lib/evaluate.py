@@ -9,7 +9,7 @@ to run when one does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +17,7 @@ import pandas as pd
 from relbench.base import Database
 from torch_geometric.data import HeteroData
 
+from t2g_lib.full_cache import FullRunCache
 from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
 from t2g_lib.metrics import primary_metric, task_kind, trivial_score, utility_retention
 from t2g_lib.temporal import to_seconds
@@ -126,13 +127,16 @@ def evaluate_methods(
     hidden: int = 64,
     num_layers: int = 2,
     leak_check_rows: int = 2000,
+    full_cache: FullRunCache | None = None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> pd.DataFrame:
     """One row per model x method (``"full"`` included when ``full``), averaged over seeds.
 
     Every model is trained on each graph only (real val picks the checkpoint) and tested on
     the real test split through the temporal sampler. ``utility_retention`` (see
     ``metrics.utility_retention``) and ``speedup`` (full training seconds / this method's)
-    are relative to the same model on the full database; NaN without ``full``. The leakage
+    are relative to the same model on the full database; NaN without ``full``. With
+    ``full_cache``, a full-data record stored by an earlier budget is reused. The leakage
     report is kept in ``df.attrs["leakage"]``; a failed check raises before training, and
     so does any full-training batch whose sampler reports a row later than its seed.
     """
@@ -171,35 +175,43 @@ def evaluate_methods(
 
     records: list[dict] = []
 
-    def record(model_name: str, method: str, seed: int, res, nbytes: int, dist_s: float) -> None:
+    def scored(model_name: str, method: str, seed: int, res, nbytes: int, dist_s: float) -> dict:
         """Score a trained model on real test seeds right away (models are not kept)."""
-        records.append({
+        return {
             "model": model_name, "method": method, "seed": seed,
             **splits["test"].score(res.model, device, kind),
             "val_value": res.val_metric, "storage_bytes": nbytes,
             "distill_seconds": dist_s, "train_seconds": res.seconds,
-        })
+        }
 
     for model_name in models:
         for seed in seeds:
             if full:
-                res = train_full(
-                    model_name, db, features, train_df, val_table, entity_table, entity_col,
-                    time_col, target_col, kind, epochs_full, batch_size, seed, device,
-                    num_neighbors, hidden=hidden, num_layers=num_layers,
-                    num_classes=num_classes if kind == "multiclass" else None,
-                    sampler=sampler, val_split=splits["val"],
-                )
-                if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch
-                    raise RuntimeError(f"temporal leakage while training: {res.max_leak_seconds} s")
-                record(model_name, FULL, seed, res, full_bytes, 0.0)
+                rec = full_cache.get(model_name, seed) if full_cache is not None else None
+                if rec is None:
+                    log(f"{model_name} seed {seed}: training on the full database ({len(train_df)} labels)")
+                    res = train_full(
+                        model_name, db, features, train_df, val_table, entity_table, entity_col,
+                        time_col, target_col, kind, epochs_full, batch_size, seed, device,
+                        num_neighbors, hidden=hidden, num_layers=num_layers,
+                        num_classes=num_classes if kind == "multiclass" else None,
+                        sampler=sampler, val_split=splits["val"], log=log,
+                    )
+                    if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch
+                        raise RuntimeError(f"temporal leakage while training: {res.max_leak_seconds} s")
+                    rec = scored(model_name, FULL, seed, res, full_bytes, 0.0)
+                    if full_cache is not None:
+                        full_cache.put(model_name, seed, rec)
+                else:
+                    log(f"{model_name} seed {seed}: full-database scores reused from an earlier budget")
+                records.append(rec)
             for method, graph in methods.items():
                 res = train_distilled(
                     model_name, graph, epochs_distilled, seed, device, kind,
                     hidden=hidden, num_layers=num_layers, val_split=splits["val"],
                 )
-                record(model_name, method, seed, res, graph.nbytes(),
-                       float(distill_seconds.get(method, math.nan)))
+                records.append(scored(model_name, method, seed, res, graph.nbytes(),
+                                      float(distill_seconds.get(method, math.nan))))
 
     if not records:
         return pd.DataFrame(columns=COLUMNS)

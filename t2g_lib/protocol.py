@@ -3,7 +3,8 @@
 Methods at the same budget: ``t2g`` (KRR-distilled), ``t2g_no_pseudo`` (the ablation
 without the pseudo-label term), ``centroids`` (SBM graph with cluster centroids, no KRR),
 and the coresets ``random``, ``kcenter`` and ``herding``; plus each model on the full
-database. The gate statistic is T2G's utility retention of its best model.
+database. The gate statistic is T2G's utility retention of its best model. Full-data
+scores are shared by a task's budgets through ``full_cache_dir`` (``full_cache.py``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class EvalSetup:
     epochs: int = 5
     epochs_distilled: int = 100
     seed: int = 0
-    seeds: tuple[int, ...] = (0,)
     device: object = "cpu"
     log: Callable[[str], None] = print
+    full_cache_dir: Path | None = None
     methods: list[str] = field(
         default_factory=lambda: ["t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"]
     )
@@ -88,17 +89,25 @@ def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
 def run_evaluation(setup: EvalSetup) -> EvalReport:
     """Train each model on each method's graph and on the full data; score on real test."""
     from t2g_lib.evaluate import evaluate_methods
+    from t2g_lib.full_cache import FullRunCache, labels_digest, run_key
     from t2g_lib.pretrain import PretrainResult
 
     task = setup.task
     graphs, seconds = build_methods(setup)
     features = PretrainResult.load(setup.pretrain_path).embeddings
+    pretrain_meta = (Path(setup.pretrain_path) / "meta.json").read_text()
+    cache = None
+    if setup.full_cache_dir is not None:
+        cache = FullRunCache(setup.full_cache_dir, run_key(
+            pretraining=pretrain_meta, labels=labels_digest(task.train, task.val, task.test),
+            task=task.name, epochs=setup.epochs, device=str(setup.device),
+        ))
     scores = evaluate_methods(
         graphs, setup.models, setup.db, features, task.train, task.val, task.test,
         task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
-        full=True, seeds=setup.seeds, distill_seconds=seconds, epochs_full=setup.epochs,
+        full=True, seeds=(setup.seed,), distill_seconds=seconds, epochs_full=setup.epochs,
         epochs_distilled=setup.epochs_distilled,
-        device=setup.device,
+        device=setup.device, full_cache=cache, log=setup.log,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]
     retention = float(t2g.max()) if len(t2g) and not t2g.isna().all() else math.nan

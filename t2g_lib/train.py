@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -190,12 +191,13 @@ def train_full(
     num_classes: int | None = None,
     sampler: TemporalSampler | None = None,
     val_split: SampledSplit | None = None,
+    log: Callable[[str], None] = lambda _: None,
 ) -> TrainResult:
     """Train on the real train split with temporal mini-batches, early-stopped on val.
 
     The checkpoint with the best val primary metric is kept; training stops after
     ``patience`` epochs without improvement. ``sampler`` / ``val_split`` may be passed in
-    to share them across models.
+    to share them across models. ``log`` gets one line per epoch.
     """
     kind = task_kind(task_type)
     metric, higher = primary_metric(kind)
@@ -262,6 +264,7 @@ def train_full(
         t0 = time.perf_counter()
         value = val_split.score(model, device, kind)[metric]
         val_s += time.perf_counter() - t0
+        log(f"{model_name} full-data epoch {epoch}/{epochs}: loss {losses[-1]:.4f}, val {metric} {value:.4f}, {fit_s:.0f}s")
         if _is_better(value, best, higher):
             best, best_state, bad = value, copy.deepcopy(model.state_dict()), 0
         else:

@@ -104,6 +104,25 @@ def test_evaluate_methods_builds_the_score_table() -> None:
     assert md.count("\n") == 2 + len(df) and "| sage | t2g | auroc |" in md
 
 
+def test_full_data_scores_are_reused_by_a_second_budget(tmp_path) -> None:
+    from t2g_lib.full_cache import FullRunCache, labels_digest, run_key
+
+    fx = make_fixture("binary")
+    key = run_key(labels=labels_digest(fx.train, fx.val, fx.test), epochs=3)
+    lines: list[str] = []
+    first = _evaluate(fx, {"t2g": make_graph(fx)}, full_cache=FullRunCache(tmp_path, key), log=lines.append)
+    assert any("training on the full database" in line for line in lines)
+    assert (tmp_path / key / "sage_seed0.json").exists()
+    lines.clear()
+    again = _evaluate(fx, {"t2g": make_graph(fx)}, full_cache=FullRunCache(tmp_path, key), log=lines.append)
+    assert any("reused" in line for line in lines) and not any("training on" in line for line in lines)
+    cols = ["value", "train_seconds", "val_value"]
+    pd.testing.assert_frame_equal(first[first.method == FULL][cols], again[again.method == FULL][cols])
+    # Other labels, another key: nothing is reused.
+    changed = fx.train.assign(y=1 - fx.train["y"])
+    assert run_key(labels=labels_digest(changed, fx.val, fx.test), epochs=3) != key
+
+
 @pytest.mark.parametrize("task_type", ["multiclass_classification", "regression"])
 def test_evaluate_methods_other_task_types(task_type: str) -> None:
     fx = make_fixture(task_type.split("_")[0])

@@ -190,6 +190,7 @@ def evaluation_scores(
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,
+        full_cache_dir=settings.stage_dir(database, "full_training", task.name),
     )
     report = run_evaluation(setup)
     out = settings.stage_dir(database, "evaluation_scores", task_budget)
