@@ -26,7 +26,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str) -> dict:
+def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str, epochs: int) -> dict:
     from dagster import DagsterInstance
 
     from t2g_assets.definitions import build_definitions
@@ -42,7 +42,7 @@ def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, m
         storage = Path(tempfile.mkdtemp(prefix=f"t2g-bench-{seed}-"))
         defs = build_definitions(
             data_dir=str(data_dir), storage_dir=str(storage), seed=seed,
-            eval_models=[m for m in models.split(",") if m],
+            eval_models=[m for m in models.split(",") if m], eval_epochs=epochs,
         )
         inst = DagsterInstance.ephemeral()
         register(inst, "lahman", [task_budget_key(t, r) for t in tasks for r in ratios])
@@ -63,27 +63,60 @@ def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, m
                 if eval_csv.exists():
                     df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
+                checkpoint({"stages": stages_out, "scores": scores})
     return {"stages": stages_out, "scores": scores}
 
 
-def report_markdown(result: dict) -> str:
+def checkpoint(partial: dict) -> None:
+    """What is measured so far, so a long sweep that dies keeps its finished runs."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "partial.json").write_text(json.dumps(partial, indent=1, default=str))
+
+
+def seed_summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread over seeds per task x ratio x model x method (seed runs are rows)."""
+    return scores.groupby(["task", "ratio", "model", "method"], sort=False).agg(
+        metric=("metric", "first"), value=("value", "mean"), value_std=("value", "std"),
+        retention=("utility_retention", "mean"), retention_std=("utility_retention", "std"),
+        compression_ratio=("compression_ratio", "mean"), train_s=("train_seconds", "mean"),
+        speedup=("speedup", "mean"), n=("seed", "count")).reset_index().fillna({"value_std": 0.0, "retention_std": 0.0})
+
+
+def report_markdown(result: dict, plots: dict[str, str]) -> str:
     stages = pd.DataFrame(result["stages"])
-    md = ["## Stage timings (Lahman, through Dagster, this 2-core CPU machine)", "",
-          "| seed | task | ratio | stage | seconds | peak RSS MB |", "|---|---|---|---|---:|---:|"]
-    md += [f"| {r.seed} | {r.task} | {r.ratio} | {r.stage} | {r.seconds} | {r.peak_rss_mb} |" for r in stages.itertuples()]
+    timing = stages.groupby(["task", "ratio", "stage"], sort=False).agg(
+        seconds=("seconds", "mean"), spread=("seconds", "std"), rss=("peak_rss_mb", "max"),
+        ok=("success", "all"), n=("seed", "count")).reset_index()
+    md = ["## Stage timings (Lahman, through Dagster; mean over seeds)", "",
+          "| task | ratio | stage | seconds | std | peak RSS MB | all succeeded | seeds |",
+          "|---|---|---|---:|---:|---:|---|---:|"]
+    md += [f"| {r.task} | {r.ratio} | {r.stage} | {r.seconds:.1f} | {0 if pd.isna(r.spread) else r.spread:.1f} | "
+           f"{r.rss:.0f} | {r.ok} | {r.n} |" for r in timing.itertuples()]
     if result["scores"]:
-        s = pd.DataFrame(result["scores"])
-        agg = s.groupby(["task", "ratio", "model", "method"]).agg(
-            metric=("metric", "first"), mean=("value", "mean"), spread=("value", "std"),
-            retention=("utility_retention", "mean"), compression=("compression_ratio", "mean"),
-            train_s=("train_seconds", "mean"), n=("seed", "count")).reset_index()
-        md += ["", "## Scores (real test split; mean and std over seeds)", "",
-               "| task | ratio | model | method | metric | mean | std | retention | compression | train s | seeds |",
+        agg = seed_summary(pd.DataFrame(result["scores"]))
+        md += ["", "## Scores (real test split; mean ± std over seeds)", "",
+               "| task | ratio | model | method | metric | value | retention | compression | train s | speedup | seeds |",
                "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
-        md += [f"| {r.task} | {r.ratio} | {r.model} | {r.method} | {r.metric} | {r.mean:.4f} | "
-               f"{0 if pd.isna(r.spread) else r.spread:.4f} | {r.retention:.3f} | {r.compression:.1f} | {r.train_s:.1f} | {r.n} |"
-               for r in agg.itertuples()]
+        md += [f"| {r.task} | {r.ratio} | {r.model} | {r.method} | {r.metric} | {r.value:.4f} ± {r.value_std:.4f} | "
+               f"{r.retention:.3f} ± {r.retention_std:.3f} | {r.compression_ratio:.1f} | {r.train_s:.1f} | "
+               f"{r.speedup:.1f} | {r.n} |" for r in agg.itertuples()]
+        md += ["", *[f"![{task}: test metric against compression]({name})" for task, name in plots.items()]]
     return "\n".join(md)
+
+
+def plot_tasks(result: dict, stamp: str) -> dict[str, str]:
+    """One PNG per task: metric against compression, one line per method, seed spread as bars."""
+    from t2g_lib.plots import plot_metric_vs_compression
+
+    if not result["scores"]:
+        return {}
+    agg = seed_summary(pd.DataFrame(result["scores"]))
+    out = {}
+    for task, rows in agg.groupby("task", sort=False):
+        name = f"{stamp}-{task}.png"
+        (RESULTS / name).write_bytes(plot_metric_vs_compression(rows))
+        out[task] = name
+    return out
 
 
 def main() -> None:
@@ -92,15 +125,17 @@ def main() -> None:
     ap.add_argument("--ratios", default="0.01")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--models", default="sage,hgt,han")
+    ap.add_argument("--epochs", type=int, default=5, help="full-data training epochs (early-stopped on val)")
     ap.add_argument("--evaluate", action="store_true")
     args = ap.parse_args()
     result = run(args.tasks.split(","), args.ratios.split(","), [int(s) for s in args.seeds.split(",")],
-                 args.evaluate, args.models)
+                 args.evaluate, args.models, args.epochs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), **result}, indent=1, default=str))
-    md = report_markdown(result)
+    md = report_markdown(result, plot_tasks(result, stamp))
     (RESULTS / f"{stamp}.md").write_text(md + "\n")
+    (RESULTS / "partial.json").unlink(missing_ok=True)
     print(md)
 
 

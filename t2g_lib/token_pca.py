@@ -39,12 +39,13 @@ def table_token_pca(frame, dims: int, seed: int, fit_rows: int = 20000) -> np.nd
     stays bounded on large tables) and every row is projected in chunks. Components keep
     their relative variance; the whole block is scaled so the first has unit spread.
     """
+    import torch
     from sklearn.decomposition import PCA
 
     n = int(frame.num_rows)
     rng = np.random.default_rng(seed)
     fit_idx = np.sort(rng.choice(n, size=fit_rows, replace=False)) if n > fit_rows else np.arange(n)
-    sample = flat_tokens(frame[fit_idx])
+    sample = flat_tokens(frame[torch.as_tensor(fit_idx)])
     mean, std = sample.mean(0), sample.std(0)
     std = np.where(std > 1e-8, std, 1.0)
     k = min(dims, sample.shape[1], len(sample))
@@ -55,6 +56,6 @@ def table_token_pca(frame, dims: int, seed: int, fit_rows: int = 20000) -> np.nd
     scale = float(np.sqrt(pca.explained_variance_[0])) or 1.0
     for start in range(0, n, CHUNK_ROWS):
         rows = np.arange(start, min(start + CHUNK_ROWS, n))
-        x = (flat_tokens(frame[rows]) - mean) / std
+        x = (flat_tokens(frame[torch.as_tensor(rows)]) - mean) / std
         out[rows, :k] = pca.transform(x) / scale
     return out

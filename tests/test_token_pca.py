@@ -23,11 +23,12 @@ def frame(tmp_path_factory: pytest.TempPathFactory):
             "x": rng.normal(size=n),
             "y": rng.normal(size=n),
             "kind": rng.choice(["a", "b", "c"], n),
+            "note": rng.choice(["left-handed pitcher", "catcher", "designated hitter"], n),
             "when": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D"),
         }
     )
     db = Database({"t": Table(df, {}, "id", "when")})
-    types = {"t": {"id": "key", "x": "numerical", "y": "numerical", "kind": "categorical", "when": "timestamp"}}
+    types = {"t": {"id": "key", "x": "numerical", "y": "numerical", "kind": "categorical", "note": "text", "when": "timestamp"}}
     tokens = tokenize_database(db, types, tmp_path_factory.mktemp("cache"))
     return df, tokens["t"].frame
 
@@ -36,7 +37,7 @@ def test_flat_tokens_one_hot_frequent_categories(frame) -> None:
     df, tf = frame
     flat = flat_tokens(tf)
     assert flat.shape[0] == len(df)
-    assert flat.shape[1] >= 2 + TOP_CATEGORIES  # two numericals, one one-hot block, calendar fields
+    assert flat.shape[1] >= 2 + TOP_CATEGORIES + 384  # numericals, one-hot block, text vector, calendar
     assert np.isfinite(flat).all()
 
 
@@ -44,9 +45,9 @@ def test_pca_is_padded_deterministic_and_keeps_values(frame) -> None:
     from sklearn.linear_model import LinearRegression
 
     df, tf = frame
-    wide = table_token_pca(tf, 64, seed=3)
+    wide = table_token_pca(tf, 64, seed=3, fit_rows=10)
     assert wide.shape == (len(df), 64) and wide.dtype == np.float32
-    assert np.abs(wide[:, flat_tokens(tf).shape[1]:]).max() == 0.0  # more dims than features: zero-padded
+    assert np.abs(wide[:, 10:]).max() == 0.0  # a 10-row fit has 10 components: the rest is zero padding
     assert table_token_pca(tf, 8, seed=3).tobytes() == table_token_pca(tf, 8, seed=3).tobytes()
     full = table_token_pca(tf, 64, seed=3)
     for col in ("x", "y"):
