@@ -63,14 +63,15 @@ def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, m
                 if eval_csv.exists():
                     df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
-                checkpoint({"stages": stages_out, "scores": scores})
+                checkpoint({"stages": stages_out, "scores": scores}, seeds)
     return {"stages": stages_out, "scores": scores}
 
 
-def checkpoint(partial: dict) -> None:
+def checkpoint(partial: dict, seeds: list[int]) -> None:
     """What is measured so far, so a long sweep that dies keeps its finished runs."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "partial.json").write_text(json.dumps(partial, indent=1, default=str))
+    name = "partial-seeds-" + "-".join(map(str, seeds)) + ".json"
+    (RESULTS / name).write_text(json.dumps(partial, indent=1, default=str))
 
 
 def seed_summary(scores: pd.DataFrame) -> pd.DataFrame:
@@ -119,6 +120,27 @@ def plot_tasks(result: dict, stamp: str) -> dict[str, str]:
     return out
 
 
+def run_seed(kwargs: dict) -> dict:
+    """One seed's sweep in its own process, with its share of the cores."""
+    import torch
+
+    torch.set_num_threads(kwargs.pop("threads"))
+    return run(**kwargs)
+
+
+def run_parallel(jobs: int, seeds: list[int], **kwargs) -> dict:
+    """Seeds spread over ``jobs`` processes (each with its own storage and instance)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1:
+        return run(seeds=seeds, **kwargs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        parts = list(pool.map(run_seed, [{**kwargs, "seeds": [s], "threads": threads} for s in seeds]))
+    return {key: [row for part in parts for row in part[key]] for key in ("stages", "scores")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="player-retention")
@@ -126,16 +148,20 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--models", default="sage,hgt,han")
     ap.add_argument("--epochs", type=int, default=5, help="full-data training epochs (early-stopped on val)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     ap.add_argument("--evaluate", action="store_true")
     args = ap.parse_args()
-    result = run(args.tasks.split(","), args.ratios.split(","), [int(s) for s in args.seeds.split(",")],
-                 args.evaluate, args.models, args.epochs)
+    result = run_parallel(
+        args.jobs, [int(s) for s in args.seeds.split(",")], tasks=args.tasks.split(","),
+        ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat()
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), **result}, indent=1, default=str))
     md = report_markdown(result, plot_tasks(result, stamp))
     (RESULTS / f"{stamp}.md").write_text(md + "\n")
-    (RESULTS / "partial.json").unlink(missing_ok=True)
+    for partial in RESULTS.glob("partial-seeds-*.json"):
+        partial.unlink()
     print(md)
 
 

@@ -45,8 +45,8 @@ class KRRConfig:
     ridge: float = 1e-3
     hops: int = 2
     beta: float = 0.5
-    steps: int = 150
-    lr: float = 0.01
+    steps: int = 300
+    lr: float = 0.03
     batch_size: int = 1024
     eval_every: int = 10
     pseudo_batch_size: int = 512
@@ -201,9 +201,9 @@ def distill_features(
     """Learn the synthetic graph's ``x`` and target ``y`` by KRR matching (see module doc).
 
     Loss = task loss (BCE / CE / MSE on standardised targets) of KRR predictions for a
-    mini-batch of real training rows + ``beta`` x sum over tables of the cross-entropy of
+    mini-batch of real training rows + ``beta`` x the cross-entropy of
     KRR-predicted pseudo-labels (block one-hots of the synthetic nodes) for real rows of
-    that table. Real rows of the pseudo-label term are only those stamped by the last
+    that table, averaged over tables. Real rows of the pseudo-label term are only those stamped by the last
     training label time and are seen from that time at the latest, so the distilled graph
     never absorbs validation- or test-period rows.
 
@@ -373,6 +373,7 @@ def distill_features(
             pb = torch.as_tensor(pick, device=dev)
             logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support, config.ridge)
             loss_pseudo = loss_pseudo + F.cross_entropy(logits, side.target[pb])
+        loss_pseudo = loss_pseudo / max(len(pseudo_sides), 1)  # mean over tables: beta holds for any schema size
         loss = loss_task + config.beta * loss_pseudo
         opt.zero_grad()
         loss.backward()
