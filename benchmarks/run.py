@@ -148,6 +148,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--models", default="sage,hgt,han")
     ap.add_argument("--epochs", type=int, default=5, help="full-data training epochs (early-stopped on val)")
+    ap.add_argument("--tag", default="", help="suffix of the result files, to keep several sweeps of one day")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     ap.add_argument("--evaluate", action="store_true")
     args = ap.parse_args()
@@ -156,7 +157,7 @@ def main() -> None:
         ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.date.today().isoformat()
+    stamp = dt.date.today().isoformat() + (f"-{args.tag}" if args.tag else "")
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), **result}, indent=1, default=str))
     md = report_markdown(result, plot_tasks(result, stamp))
     (RESULTS / f"{stamp}.md").write_text(md + "\n")
