@@ -8,6 +8,8 @@ export T2G_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# The sweep of the README's benchmark table; override, e.g. BENCH_ARGS="--models sage,hgt,han --epochs 5".
+BENCH_ARGS ?= --tasks player-retention,player-games --ratios 0.001,0.01 --seeds 0,1,2 --models sage --epochs 2 --jobs 3
 
 .PHONY: install demo test ui bench clean
 
@@ -35,7 +37,7 @@ ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	set -m; exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m benchmarks.run --evaluate
+	$(BIN)/python -m benchmarks.run --evaluate $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME)

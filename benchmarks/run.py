@@ -5,6 +5,7 @@ wall time and peak RSS after each stage, distilled vs source bytes, and (with --
 the score table of every model x method, over seeds.
 
     python -m benchmarks.run --tasks player-retention --ratios 0.01 --seeds 0 --evaluate
+    python -m benchmarks.run --report sweep-a.json sweep-b.json --tag merged   # one report of several sweeps
 """
 
 from __future__ import annotations
@@ -151,18 +152,25 @@ def main() -> None:
     ap.add_argument("--tag", default="", help="suffix of the result files, to keep several sweeps of one day")
     ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many parallel processes")
     ap.add_argument("--evaluate", action="store_true")
+    ap.add_argument("--report", nargs="+", metavar="JSON",
+                    help="run nothing: merge these result files (earlier sweeps, partial ones included) into one report")
     args = ap.parse_args()
-    result = run_parallel(
-        args.jobs, [int(s) for s in args.seeds.split(",")], tasks=args.tasks.split(","),
-        ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
-    )
+    if args.report:
+        parts = [json.loads(Path(f).read_text()) for f in args.report]
+        result = {key: [row for part in parts for row in part[key]] for key in ("stages", "scores")}
+    else:
+        result = run_parallel(
+            args.jobs, [int(s) for s in args.seeds.split(",")], tasks=args.tasks.split(","),
+            ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat() + (f"-{args.tag}" if args.tag else "")
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"args": vars(args), **result}, indent=1, default=str))
     md = report_markdown(result, plot_tasks(result, stamp))
     (RESULTS / f"{stamp}.md").write_text(md + "\n")
-    for partial in RESULTS.glob("partial-seeds-*.json"):
-        partial.unlink()
+    if not args.report:
+        for partial in RESULTS.glob("partial-seeds-*.json"):
+            partial.unlink()
     print(md)
 
 
