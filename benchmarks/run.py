@@ -27,7 +27,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str, epochs: int) -> dict:
+def run(
+    tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str, epochs: int, tag: str = ""
+) -> dict:
     from dagster import DagsterInstance
 
     from t2g_assets.definitions import build_definitions
@@ -64,14 +66,14 @@ def run(tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, m
                 if eval_csv.exists():
                     df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
-                checkpoint({"stages": stages_out, "scores": scores}, seeds)
+                checkpoint({"stages": stages_out, "scores": scores}, seeds, tag)
     return {"stages": stages_out, "scores": scores}
 
 
-def checkpoint(partial: dict, seeds: list[int]) -> None:
+def checkpoint(partial: dict, seeds: list[int], tag: str = "") -> None:
     """What is measured so far, so a long sweep that dies keeps its finished runs."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "partial-seeds-" + "-".join(map(str, seeds)) + ".json"
+    name = f"partial-{tag or 'run'}-seeds-" + "-".join(map(str, seeds)) + ".json"
     (RESULTS / name).write_text(json.dumps(partial, indent=1, default=str))
 
 
@@ -162,6 +164,7 @@ def main() -> None:
         result = run_parallel(
             args.jobs, [int(s) for s in args.seeds.split(",")], tasks=args.tasks.split(","),
             ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
+            tag=args.tag,
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.date.today().isoformat() + (f"-{args.tag}" if args.tag else "")
@@ -169,7 +172,7 @@ def main() -> None:
     md = report_markdown(result, plot_tasks(result, stamp))
     (RESULTS / f"{stamp}.md").write_text(md + "\n")
     if not args.report:
-        for partial in RESULTS.glob("partial-seeds-*.json"):
+        for partial in RESULTS.glob(f"partial-{args.tag or 'run'}-seeds-*.json"):
             partial.unlink()
     print(md)
 
