@@ -95,11 +95,10 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
     task = setup.task
     graphs, seconds = build_methods(setup)
     features = PretrainResult.load(setup.pretrain_path).embeddings
-    pretrain_meta = (Path(setup.pretrain_path) / "meta.json").read_text()
     cache = None
     if setup.full_cache_dir is not None:
         cache = FullRunCache(setup.full_cache_dir, run_key(
-            pretraining=pretrain_meta, labels=labels_digest(task.train, task.val, task.test),
+            pretraining=(Path(setup.pretrain_path) / "meta.json").read_text(), labels=labels_digest(task.train, task.val, task.test),
             task=task.name, epochs=setup.epochs, device=str(setup.device),
         ))
     scores = evaluate_methods(
