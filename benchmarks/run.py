@@ -34,7 +34,7 @@ def run(
 
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
-    from t2g_cli.runner import DATABASE_STAGES, TASK_STAGES, materialize_stages, register
+    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, job_stages, register, run_job
     from t2g_lib.data.lahman import build_lahman
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
@@ -50,18 +50,19 @@ def run(
         inst = DagsterInstance.ephemeral()
         register(inst, "lahman", [task_budget_key(t, r) for t in tasks for r in ratios])
 
-        def record(run, task="-", ratio="-"):
-            stages_out.append({"seed": seed, "task": task, "ratio": ratio, "stage": run.stage,
-                               "seconds": round(run.seconds, 2), "success": run.success,
-                               "peak_rss_mb": round(peak_rss_mb(), 1)})
-            print(f"seed {seed} {task} {ratio} {run.stage}: {run.seconds:.1f}s ok={run.success}", flush=True)
+        def record(job_run, task="-", ratio="-"):
+            for run in job_run.stages:
+                stages_out.append({"seed": seed, "task": task, "ratio": ratio, "stage": run.stage,
+                                   "seconds": round(run.seconds, 2), "success": run.success,
+                                   "peak_rss_mb": round(peak_rss_mb(), 1)})
+                print(f"seed {seed} {task} {ratio} {run.stage}: {run.seconds:.1f}s ok={run.success}", flush=True)
 
-        materialize_stages(defs, DATABASE_STAGES, "lahman", inst, record)
+        record(run_job(defs, DATABASE_JOB, "lahman", inst))
         for task in tasks:
             for ratio in ratios:
-                stages = [s for s in TASK_STAGES if evaluate or s != "evaluation_scores"]
+                stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
                 key = task_partition_key("lahman", task, ratio)
-                materialize_stages(defs, stages, key, inst, lambda r, t=task, q=ratio: record(r, t, q))
+                record(run_job(defs, TASK_JOB, key, inst, stages), task, ratio)
                 eval_csv = storage / "lahman" / "tasks" / task_budget_key(task, ratio) / "evaluation_scores" / "scores.csv"
                 if eval_csv.exists():
                     df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)

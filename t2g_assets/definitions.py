@@ -3,7 +3,9 @@
 import os
 from pathlib import Path
 
-from dagster import Definitions, ExecutorDefinition, FilesystemIOManager
+from collections.abc import Mapping
+
+from dagster import Definitions, ExecutorDefinition, FilesystemIOManager, LoggerDefinition
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
@@ -22,9 +24,13 @@ def build_definitions(
     device: str | None = None,
     seed: int = 0,
     executor: ExecutorDefinition | None = None,
+    loggers: Mapping[str, LoggerDefinition] | None = None,
     **settings: object,
 ) -> Definitions:
-    """Definitions over a data and a storage folder (tests point them at temporary ones)."""
+    """Definitions over a data and a storage folder (tests point them at temporary ones).
+
+    ``loggers`` replace Dagster's default console logger for every job (the CLI's quiet one).
+    """
     data_dir = data_dir or default_data_dir()
     storage_dir = storage_dir or default_storage_dir()
     Path(storage_dir).mkdir(parents=True, exist_ok=True)
@@ -44,6 +50,7 @@ def build_definitions(
         sensors=[dataset_sensor, redistill_tasks],
         schedules=[nightly_recheck],
         executor=executor or executor_from_env(),
+        loggers=loggers,
         resources={
             "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed, **settings),
             "device": ComputeDevice(

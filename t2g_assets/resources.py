@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -18,10 +19,10 @@ class T2GSettings(ConfigurableResource):
     max_dangling_fraction: float = Field(
         default=0.05, description="Share of foreign keys allowed to dangle before the check fails."
     )
-    utility_floor: float = Field(
+    utility_floor: Optional[float] = Field(
         default=0.5,
         description="Minimum utility retention of T2G (best model) for the distilled database "
-        "to be published.",
+        "to be published; null turns the gate off (the check then always passes).",
     )
     eval_models: list[str] = Field(default=["sage", "hgt", "han"], description="GNNs trained by evaluation_scores.")
     eval_epochs: int = Field(default=5, description="Epochs of full-data training (early-stopped on val).")

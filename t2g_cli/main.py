@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 app = typer.Typer(add_completion=False, help="Distill relational databases into small graphs (T2G).")
+
+
+@app.callback()
+def _quiet_libraries() -> None:
+    """Library warnings a user cannot act on (Dagster's beta/preview notices) stay off the terminal."""
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+
+
+def _clear_errors(command: Callable) -> Callable:
+    """Bad input (``DatasetError``) ends a command with one message naming table, column and rows."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from t2g_lib.data.errors import DatasetError
+
+        try:
+            return command(*args, **kwargs)
+        except DatasetError as exc:
+            _fail(str(exc))
+
+    return run
 
 
 def data_dir() -> Path:
@@ -16,6 +43,7 @@ def data_dir() -> Path:
 
 
 @app.command("prepare-lahman")
+@_clear_errors
 def prepare_lahman(out: Path = typer.Option(None, help="Data folder (default: $T2G_DATA_DIR or ./data)")) -> None:
     """Convert the bundled Lahman baseball database into a RelBench-format dataset."""
     from t2g_lib.data.lahman import build_lahman
@@ -25,20 +53,34 @@ def prepare_lahman(out: Path = typer.Option(None, help="Data folder (default: $T
 
 
 @app.command("import")
+@_clear_errors
 def import_cmd(
     source: Path = typer.Argument(..., help="A DuckDB or SQLite file"),
     name: str = typer.Option(..., "--name", help="Name of the new dataset"),
     fkey: list[str] = typer.Option([], "--fkey", help="child.col=parent, for undeclared foreign keys"),
+    time_col: list[str] = typer.Option(
+        [], "--time-col", help="TABLE.COL: the table's time column (TABLE.- for none); default: its first date column"
+    ),
+    val_timestamp: Optional[str] = typer.Option(None, help="Start of validation (default: 70% quantile of all times)"),
+    test_timestamp: Optional[str] = typer.Option(None, help="Start of test (default: 85% quantile of all times)"),
     out: Path = typer.Option(None, help="Data folder (default: $T2G_DATA_DIR or ./data)"),
 ) -> None:
-    """Import your own database (primary/foreign keys from its declared constraints)."""
-    from t2g_lib.data.importer import import_database
+    """Import your own database (primary/foreign keys from its declared constraints).
 
-    path = import_database(source, name, out or data_dir(), fkeys=list(fkey))
+    Date columns are those declared DATE/TIMESTAMP and text columns holding ISO dates
+    (SQLite stores dates as text).
+    """
+    from t2g_lib.data.importer import import_database, parse_time_col_specs
+
+    path = import_database(
+        source, name, out or data_dir(), fkeys=list(fkey), time_cols=parse_time_col_specs(time_col),
+        val_timestamp=val_timestamp, test_timestamp=test_timestamp,
+    )
     typer.echo(f"imported {source} as {path}")
 
 
 @app.command("add-task")
+@_clear_errors
 def add_task(
     dataset: str = typer.Argument(..., help="Dataset name (folder in the data dir) or path"),
     name: str = typer.Argument(..., help="Task name"),
@@ -57,6 +99,22 @@ def add_task(
     typer.echo(f"task written to {out}")
 
 
+def _known_database(dataset: str) -> None:
+    """Fail before any Dagster run when ``dataset`` is not a dataset folder, listing the known ones."""
+    from t2g_lib.data.registry import discover_datasets
+
+    if (data_dir() / dataset / "manifest.yaml").is_file():
+        return
+    known = ", ".join(sorted(discover_datasets(data_dir()))) or "none"
+    _fail(f"unknown database {dataset!r} in {data_dir().resolve()} (known: {known}); "
+          "create one with `t2g import` or `t2g prepare-lahman`")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
 def _distill(
     dataset: str,
     task: str,
@@ -66,52 +124,59 @@ def _distill(
     evaluate: bool,
     models: str = "sage,hgt,han",
     epochs: int = 5,
-) -> list:
-    """Run the chain; returns the stage runs. Exits 1 on a failure other than a quality gate."""
-    from tqdm import tqdm
+    verbose: bool = False,
+) -> bool:
+    """Run the database job, then the task job; True when the distilled database was published.
 
+    Exits 1 on a failed stage or a failed database check (naming table, column and rows);
+    returns False when ``evaluation_scores``' quality gate refused publication.
+    """
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
-    from t2g_cli.runner import DATABASE_STAGES, TASK_STAGES, instance, materialize_stages, register
+    from t2g_cli import console
+    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, describe_failure, instance, job_stages, register, run_job
 
+    _known_database(dataset)
     defs = build_definitions(
         data_dir=str(data_dir().resolve()),
         storage_dir=str(storage.resolve()) if storage else None,
         seed=seed,
         eval_models=[m.strip() for m in models.split(",") if m.strip()],
         eval_epochs=epochs,
+        loggers=None if verbose else {"console": console.quiet_console},
     )
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
-    stages = DATABASE_STAGES + (TASK_STAGES if evaluate else [s for s in TASK_STAGES if s != "evaluation_scores"])
-    bar = tqdm(total=len(stages), desc="t2g", unit="stage")
-
-    def on_stage(run) -> None:
-        bar.set_postfix_str(f"{run.stage} {'ok' if run.success else 'FAILED'} {run.seconds:.1f}s")
-        bar.update(1)
-
-    runs = materialize_stages(defs, DATABASE_STAGES, dataset, inst, on_stage)
-    if all(r.success for r in runs):
-        task_stages = [s for s in stages if s in TASK_STAGES]
-        runs += materialize_stages(defs, task_stages, task_partition_key(dataset, task, budget), inst, on_stage)
-    bar.close()
-    failed = [r for r in runs if not r.success]
-    if failed and failed[0].stage == "evaluation_scores" and failed[0].failed_checks:
+    task_stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
+    console.current = console.StageProgress(len(job_stages(defs, DATABASE_JOB)) + len(task_stages))
+    try:
+        runs = [run_job(defs, DATABASE_JOB, dataset, inst)]
+        if runs[0].success:
+            runs.append(run_job(defs, TASK_JOB, task_partition_key(dataset, task, budget), inst, task_stages))
+    finally:
+        console.current.close()
+        console.current = None
+    typer.echo("stages: " + ", ".join(f"{s.stage} {s.seconds:.1f}s" for r in runs for s in r.stages))
+    failed = next((r.failed for r in runs if r.failed is not None), None)
+    if failed is None:
+        return True
+    gate = failed.stage == "evaluation_scores" and any(c.blocking for c in failed.failed_checks)
+    for line in describe_failure(failed):
+        typer.secho(line, fg="yellow" if gate else "red", err=True)
+    if gate:
         typer.secho(
-            f"quality gate {', '.join(failed[0].failed_checks)} failed: the distilled database was evaluated "
-            "but not published (see the scores below and the check in `make ui`).",
+            "quality gate refused: the distilled database was evaluated but not published "
+            "(the checks and scores are in `make ui`).",
             fg="yellow",
         )
-    elif failed:
-        typer.secho(
-            f"stage {failed[0].stage} failed; earlier stages stay materialized. See `make ui` for the run's logs.",
-            fg="red",
-        )
-        raise typer.Exit(1)
-    return runs
+        return False
+    _fail(f"stage {failed.stage} stopped the run; earlier materializations stay, and the run's "
+          "full log is in `make ui`.")
+    return False
 
 
 @app.command()
+@_clear_errors
 def distill(
     dataset: str = typer.Argument(..., help="Dataset name (a folder in the data dir)"),
     task: str = typer.Argument(..., help="Task name"),
@@ -120,10 +185,13 @@ def distill(
     out: Optional[Path] = typer.Option(None, help="Storage folder (default: $T2G_STORAGE_DIR or ./storage)"),
     evaluate: bool = typer.Option(False, help="Also train and score GNNs (evaluation_scores gates publication)"),
     models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
+    verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
 ) -> None:
-    """Materialize the whole chain for one database x task x budget through Dagster."""
-    runs = _distill(dataset, task, ratio, seed, out, evaluate, models)
-    if all(r.success for r in runs):
+    """Materialize the whole chain for one database x task x budget through Dagster.
+
+    Exit codes: 0 published, 1 a stage or a data check failed, 3 a quality gate refused.
+    """
+    if _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose):
         _print_published(dataset, task, ratio, out)
     else:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
@@ -144,21 +212,25 @@ def _print_published(dataset: str, task: str, budget: str, storage: Optional[Pat
 
 
 @app.command()
+@_clear_errors
 def demo(
     task: str = typer.Option("player-retention", help="Lahman task to distill"),
     ratio: str = typer.Option("0.01", help="Budget"),
     evaluate: bool = typer.Option(True, help="Train and score GNNs on the distilled graph"),
     models: str = typer.Option("sage", help="GNNs the evaluation trains (sage,hgt,han for all)"),
     epochs: int = typer.Option(2, help="Epochs of full-data training (the benchmark uses 5)"),
+    verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
 ) -> None:
-    """Prepare Lahman (once) and run the whole chain on it: the main job, end to end."""
+    """Prepare Lahman (once) and run the whole chain on it: the main job, end to end.
+
+    Exits 0 when the chain ran, also when the quality gate refused to publish (it says so).
+    """
     from t2g_lib.data.lahman import build_lahman
 
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
         build_lahman(data_dir())
-    runs = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs)
-    if all(r.success for r in runs):
+    if _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose):
         _print_published("lahman", task, ratio, None)
     if evaluate:
         _print_scores("lahman", task, ratio)

@@ -1,7 +1,9 @@
-"""Materialize t2g's assets for one partition through Dagster, stage by stage.
+"""Run t2g's jobs for one partition through Dagster and say, in a few lines, what happened.
 
-The CLI runs the very assets the UI shows, against the project's Dagster instance
-(``DAGSTER_HOME``), so every CLI run appears in the UI with its lineage and metadata.
+The CLI and the benchmark run the very jobs the UI shows (``distill_database``,
+``distill_task``), one Dagster run per partition, against the project's instance
+(``DAGSTER_HOME``): every CLI run appears in the UI with its lineage and metadata, and
+Dagster orders the steps. The stages of a job come from its asset selection, never a list.
 """
 
 from __future__ import annotations
@@ -9,10 +11,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Optional
 
-DATABASE_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
-TASK_STAGES = ["sbm_structure", "distilled_features", "evaluation_scores", "distilled_database"]
+DATABASE_JOB = "distill_database"
+TASK_JOB = "distill_task"
+
+
+@dataclass
+class CheckFailure:
+    """A failed asset check: its stage, name, description and the metadata naming the rows."""
+
+    stage: str
+    check: str
+    description: str
+    blocking: bool
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -20,7 +33,21 @@ class StageRun:
     stage: str
     seconds: float
     success: bool
-    failed_checks: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+    failed_checks: list[CheckFailure] = field(default_factory=list)
+
+
+@dataclass
+class JobRun:
+    """One Dagster run of a job for one partition, stage by stage (skipped stages are absent)."""
+
+    run_id: str
+    success: bool
+    stages: list[StageRun]
+
+    @property
+    def failed(self) -> Optional[StageRun]:
+        return next((s for s in self.stages if not s.success), None)
 
 
 def instance():
@@ -43,36 +70,68 @@ def register(inst, database: str, task_budgets: list[str]) -> None:
         inst.add_dynamic_partitions(task_budget_partitions.name, missing)
 
 
-def materialize_stages(
-    defs,
-    stages: list[str],
-    partition_key,
-    inst,
-    on_stage: Callable[[StageRun], None] = lambda r: None,
-) -> list[StageRun]:
-    """One Dagster run per stage, in order; stops at the first failed stage or blocking check."""
-    import time
+def job_stages(defs, job_name: str) -> list[str]:
+    """The assets a job materializes, in dependency order."""
+    selected = defs.resolve_job_def(job_name).asset_layer.selected_asset_keys
+    return [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys if k in selected]
 
-    from dagster import AssetKey, materialize
 
-    assets = list(defs.assets)
-    resources = defs.resources
-    runs = []
-    for stage in stages:
-        start = time.perf_counter()
-        result = materialize(
-            assets,
-            selection=[AssetKey(stage)],
-            partition_key=partition_key,
-            instance=inst,
-            resources=resources,
-            raise_on_error=False,
-            tags={"t2g/source": "cli"},
+def root_error(error) -> str:
+    """The user's error inside Dagster's wrappers, as ``Type: message`` without a traceback."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error.message.strip()
+
+
+def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]] = None) -> JobRun:
+    """One run of ``job_name`` for ``partition_key`` (all its stages unless ``stages``)."""
+    from dagster import AssetKey
+
+    job = defs.resolve_job_def(job_name)
+    selection = None if stages is None else [AssetKey(s) for s in stages]
+    result = job.execute_in_process(
+        instance=inst,
+        partition_key=partition_key,
+        asset_selection=selection,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {}}},  # the definitions' console logger (Dagster's or the CLI's)
+        tags={"t2g/source": "cli"},
+    )
+    by_stage: dict[str, StageRun] = {}
+    for event in result.all_events:
+        if event.is_step_success:
+            seconds = event.event_specific_data.duration_ms / 1000
+            by_stage[event.step_key] = StageRun(event.step_key, seconds, True)
+        elif event.is_step_failure:
+            data = event.event_specific_data
+            seconds = (getattr(data, "duration_ms", None) or 0) / 1000
+            by_stage[event.step_key] = StageRun(event.step_key, seconds, False, root_error(data.error))
+    for check in result.get_asset_check_evaluations():
+        if check.passed:
+            continue
+        stage = check.asset_key.to_user_string()
+        failure = CheckFailure(
+            stage, check.check_name, check.description or "",
+            check.blocking, {k: v.value for k, v in check.metadata.items()},
         )
-        failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-        run = StageRun(stage, time.perf_counter() - start, result.success, failed)
-        runs.append(run)
-        on_stage(run)
-        if not result.success:
-            break
-    return runs
+        by_stage.setdefault(stage, StageRun(stage, 0.0, False)).failed_checks.append(failure)
+    order = job_stages(defs, job_name)
+    return JobRun(result.run_id, result.success, [by_stage[s] for s in order if s in by_stage])
+
+
+def describe_failure(stage: StageRun, max_rows: int = 3) -> list[str]:
+    """A few lines naming a failed stage, its failed checks and their tables, columns and rows."""
+    lines = []
+    for check in stage.failed_checks:
+        kind = "blocking check" if check.blocking else "check"
+        lines.append(f"{stage.stage}: {kind} {check.check} failed: {check.description}")
+        for failure in (check.metadata.get("failures") or [])[:max_rows]:
+            where = ", ".join(f"{k} {failure[k]!r}" for k in ("table", "column") if failure.get(k) is not None)
+            lines.append(f"  {where}: {failure.get('detail', '')}")
+            for row in failure.get("rows", [])[:max_rows]:
+                lines.append(f"    row {row['row']}: {row['values']}")
+        for example in (check.metadata.get("examples") or [])[:max_rows]:
+            lines.append(f"  {example}")
+    if stage.error and not any(c.blocking for c in stage.failed_checks):
+        lines.append(f"{stage.stage} failed: {stage.error}")
+    return lines

@@ -2,8 +2,8 @@
 full database, test all of them on the real test split, and tabulate what each costs.
 
 Before any training, a leakage check (``check_leakage``) recomputes, from the database's
-own time columns, whether any sampled row postdates the label it serves; evaluation refuses
-to run when one does.
+own time columns, whether any sampled row postdates the label it serves; when one does, no
+model is trained and the report says where (the asset's blocking check then fails).
 """
 
 from __future__ import annotations
@@ -89,6 +89,17 @@ def check_leakage(
     return LeakageReport(worst == 0, worst, found[:max_examples])
 
 
+def check_split_leakage(db: Database, entity_table: str, splits: dict[str, SampledSplit]) -> LeakageReport:
+    """``check_leakage`` over several label splits; each example names its ``split``."""
+    worst, found = 0, []
+    for name, split in splits.items():
+        report = check_leakage(db, entity_table, split.samples())
+        worst = max(worst, report.max_leak_seconds)
+        found += [{"split": name, **e} for e in report.examples]
+    found.sort(key=lambda e: -e["leak_seconds"])
+    return LeakageReport(worst == 0, worst, found[:5])
+
+
 def full_nbytes(
     db: Database, features: dict[str, np.ndarray], train_table, task_type, num_classes: int = 1
 ) -> int:
@@ -137,8 +148,9 @@ def evaluate_methods(
     ``metrics.utility_retention``) and ``speedup`` (full training seconds / this method's)
     are relative to the same model on the full database; NaN without ``full``. With
     ``full_cache``, a full-data record stored by an earlier budget is reused. The leakage
-    report is kept in ``df.attrs["leakage"]``; a failed check raises before training, and
-    so does any full-training batch whose sampler reports a row later than its seed.
+    report is kept in ``df.attrs["leakage"]``; a failed check returns a table without rows
+    before any training, and so does a full-training batch whose sampler reports a row later
+    than its seed.
     """
     if FULL in methods:
         raise ValueError(f"method name {FULL!r} is reserved for full-data training")
@@ -158,12 +170,10 @@ def evaluate_methods(
     probe = train_df.sample(n=min(len(train_df), leak_check_rows), random_state=0)
     probe_split = SampledSplit(sampler, features, probe, seed_type, entity_table, entity_col,
                                time_col, batch_size=batch_size)
-    report = check_leakage(
-        db, entity_table,
-        [s for split in (probe_split, *splits.values()) for s in split.samples()],
-    )
+    report = check_split_leakage(db, entity_table, {"train": probe_split, **splits})
     if not report.passed:
-        raise RuntimeError(f"temporal leakage: {report.max_leak_seconds} s, e.g. {report.examples}")
+        log(f"temporal leakage of up to {report.max_leak_seconds} s: no model is trained")
+        return _empty_scores(report)
     num_classes = 1
     if kind == "multiclass":
         widths = [np.asarray(g.y).shape[1] for g in methods.values()]
@@ -198,7 +208,10 @@ def evaluate_methods(
                         sampler=sampler, val_split=splits["val"], log=log,
                     )
                     if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch
-                        raise RuntimeError(f"temporal leakage while training: {res.max_leak_seconds} s")
+                        log(f"temporal leakage of {res.max_leak_seconds} s in full-data training batches")
+                        return _empty_scores(LeakageReport(False, res.max_leak_seconds, [
+                            {"split": "train (full-data training batches)", "leak_seconds": res.max_leak_seconds}
+                        ]))
                     rec = scored(model_name, FULL, seed, res, full_bytes, 0.0)
                     if full_cache is not None:
                         full_cache.put(model_name, seed, rec)
@@ -214,7 +227,7 @@ def evaluate_methods(
                                       float(distill_seconds.get(method, math.nan))))
 
     if not records:
-        return pd.DataFrame(columns=COLUMNS)
+        return _empty_scores(report)
     per_seed = pd.DataFrame(records)
     fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds"}
     extra = [c for c in per_seed.columns if c not in fixed and c != metric]
@@ -249,6 +262,13 @@ def evaluate_methods(
     out.attrs["leakage"] = report._asdict()
     out.attrs["trivial_score"] = baseline
     out.attrs["full_storage_bytes"] = full_bytes
+    return out
+
+
+def _empty_scores(leakage: LeakageReport) -> pd.DataFrame:
+    """A score table without rows, carrying the leakage report that explains why."""
+    out = pd.DataFrame(columns=COLUMNS)
+    out.attrs["leakage"] = leakage._asdict()
     return out
 
 

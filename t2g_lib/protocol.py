@@ -44,9 +44,11 @@ class EvalSetup:
 
 @dataclass
 class EvalReport:
+    """The score table, T2G's retention (the utility gate's statistic) and the leakage report."""
+
     scores: pd.DataFrame
     t2g_retention: float
-    max_leak_seconds: int
+    leakage: dict
 
 
 def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
@@ -110,4 +112,4 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]
     retention = float(t2g.max()) if len(t2g) and not t2g.isna().all() else math.nan
-    return EvalReport(scores, retention, int(scores.attrs["leakage"]["max_leak_seconds"]))
+    return EvalReport(scores, retention, scores.attrs["leakage"])

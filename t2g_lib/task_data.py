@@ -27,9 +27,14 @@ class TaskData:
 
 def load_task_data(dataset_path: Path, task_name: str) -> TaskData:
     """Labels of every split (test unmasked: evaluation needs its targets)."""
-    from t2g_lib.data.format import load_dataset
+    import relbench
 
-    ds = load_dataset(dataset_path)
+    from t2g_lib.data.format import validate_dataset_folder
+
+    # Structure only: key and time values were judged by validated_schema, whose bounds
+    # (e.g. a few dangling foreign keys) every later stage accepts.
+    validate_dataset_folder(dataset_path, check_contents=False)
+    ds = relbench.load_dataset(dataset_path)
     task = ds.load_task(task_name)
     splits = {s: task.get_table(s, mask_input_cols=False).df.reset_index(drop=True) for s in ("train", "val", "test")}
     return TaskData(

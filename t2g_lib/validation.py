@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.data.format import parse_times
+
 ERROR = "ERROR"
 WARN = "WARN"
 #: Example rows kept per failure.
@@ -441,8 +443,7 @@ def check_time_columns(
             failure = _failure_from(parseable, name, col, df, "value(s) do not parse as datetimes")
             if failure is not None:
                 failures.append(failure)
-            times = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
-            times = times.dt.tz_convert(None)
+            times = parse_times(ser)
         else:
             failures.append(_failure(name, col, f"time column has dtype {ser.dtype}, not datetimes"))
             continue
@@ -601,6 +602,28 @@ def check_labels(
     return _result(
         "labels", ERROR, failures, metadata, f"labels of task {task_name!r} are consistent"
     )
+
+
+def dangling_key_warnings(results: Sequence[CheckResult]) -> list[str]:
+    """One line per foreign key whose dangling values the ``foreign_keys`` check let through.
+
+    Every later stage reads such a value as a missing link (``graph.fkey_index``: no parent),
+    so the user is told once, with table, column, count and share.
+    """
+    lines = []
+    for result in results:
+        if result.check != "foreign_keys":
+            continue
+        failed = {(f["table"], f["column"]) for f in result.failures}
+        for table, cols in result.metadata.items():
+            for col, stats in cols.items():
+                if stats["n_dangling"] and (table, col) not in failed:
+                    lines.append(
+                        f"table {table!r}, column {col!r}: {stats['n_dangling']} of "
+                        f"{stats['n_rows'] - stats['n_null']} values ({stats['dangling_fraction']:.2%}) match "
+                        f"no row of {stats['parent']!r}; within the bound, they become missing links downstream"
+                    )
+    return lines
 
 
 def validate_database(db: Database, max_dangling_fraction: float = 0.0) -> list[CheckResult]:

@@ -1,14 +1,20 @@
 """The whole chain under real Dagster runs, on the shop fixture: database then task level."""
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import DagsterInstance
+from relbench.manifest import TableSpec
 
 from dagster_env import Env, check_results
-from shop import make_shop
+from shop import SPECS, make_shop
+from t2g_lib.data.format import write_dataset
 from t2g_assets.partitions import task_partition_key
 from t2g_lib.graph import SyntheticGraph
 
 DB_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
+TASK_STAGES = ["sbm_structure", "distilled_features", "evaluation_scores", "distilled_database"]
 
 
 @pytest.fixture(scope="module")
@@ -35,30 +41,63 @@ def test_distillation_chain_two_budgets_coexist(env):
     assert sizes["n6"]["order"] == 6 and sizes["0.1"]["order"] > 6
 
 
-def test_evaluation_gates_publication(env):
-    env.instance  # same instance: upstream outputs are read from the IO manager
+def materialized(result) -> set[str]:
+    return {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+
+
+def test_evaluation_that_clears_the_utility_gate_publishes(env):
+    lenient = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": -1e9})
     key = task_partition_key("shop", "churn", "0.1")
-    result = env.run(["evaluation_scores", "distilled_database"], key)
+    result = lenient.run(["evaluation_scores", "distilled_database"], key, raise_on_error=True)
     checks = check_results(result, "evaluation_scores")
-    assert set(checks) == {"no_temporal_leakage", "utility_retention"}
-    assert checks["no_temporal_leakage"] is True
-    mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
-    assert "evaluation_scores" in mats
+    assert checks == {"no_temporal_leakage": True, "utility_retention": True}
+    assert {"evaluation_scores", "distilled_database"} <= materialized(result)
     scores = result.output_for_node("evaluation_scores")["scores"]
     methods = {row["method"] for row in scores}
     assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= methods
-    # Published only when the utility gate passed; otherwise the blocking check stopped it.
-    assert ("distilled_database" in mats) == checks["utility_retention"]
+    published = result.output_for_node("distilled_database")
+    assert (Path(published["relbench_dir"]) / "manifest.yaml").exists()
 
 
 def test_utility_gate_below_floor_stops_publication(env):
-    strict = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": 1.5})
+    strict = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": 1e9})
     key = task_partition_key("shop", "churn", "n6")
     result = strict.run(["evaluation_scores", "distilled_database"], key)
     assert not result.success
     evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == "utility_retention"][0]
-    assert evaluation.passed is False and "floor 1.5" in evaluation.description
-    mats = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
-    assert "evaluation_scores" in mats and "distilled_database" not in mats
-    run = env.instance.get_run_by_id(result.run_id)
-    assert run.is_failure
+    assert evaluation.passed is False and "floor 1000000000.0" in evaluation.description
+    assert "evaluation_scores" in materialized(result) and "distilled_database" not in materialized(result)
+    assert env.instance.get_run_by_id(result.run_id).is_failure
+
+
+def test_a_label_older_than_its_entity_fails_the_leakage_gate(tmp_path):
+    """A task whose label predates its entity's own row (a common bug of label SQL) leaks
+    the future: the blocking check fails naming the label and the row, nothing is published."""
+    data = tmp_path / "data"
+    make_shop(data / "shop")
+    tables = {t: pd.read_parquet(data / "shop" / "db" / f"{t}.parquet") for t in SPECS}
+    tables["customers"]["joined"] = pd.Timestamp("2023-01-01") + pd.to_timedelta(tables["customers"].index, "h")
+    specs = {**SPECS, "customers": TableSpec(pkey="customer_id", time_col="joined")}
+    write_dataset(data / "shop", "shop", tables, specs, "2024-09-01", "2024-10-15")
+    train_file = data / "shop" / "tasks" / "churn" / "train.parquet"
+    train = pd.read_parquet(train_file)
+    train.loc[0, "timestamp"] = pd.Timestamp("2022-06-01")  # before every customer joined
+    train.to_parquet(train_file, index=False)
+    entity = int(train.loc[0, "customer_id"])
+
+    leaky = Env(data, tmp_path / "storage", DagsterInstance.ephemeral())
+    leaky.register("shop", ["churn@n6"])
+    assert leaky.run(DB_STAGES, "shop", raise_on_error=True).success
+    result = leaky.run(TASK_STAGES, task_partition_key("shop", "churn", "n6"))
+    assert not result.success
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_temporal_leakage"][0]
+    joined = tables["customers"].loc[entity, "joined"]
+    seconds = int((joined - pd.Timestamp("2022-06-01")).total_seconds())
+    assert check.passed is False and check.metadata["max_leak_seconds"].value == seconds
+    worst = check.metadata["examples"].value[0]
+    assert worst == {
+        "split": "train", "table": "customers", "row": entity, "row_time": str(joined), "seed_row": entity,
+        "label_time": "2022-06-01 00:00:00", "leak_seconds": seconds,
+    }
+    assert f"{seconds} s later" in check.description and "'customers'" in check.description
+    assert "evaluation_scores" in materialized(result) and "distilled_database" not in materialized(result)

@@ -13,6 +13,9 @@ def test_distill_prints_where_and_how_much_smaller(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--out", str(tmp_path / "storage")])
     assert result.exit_code == 0, result.output
     assert "distilled database:" in result.output and "x smaller" in result.output
+    # Progress and the stages' INFO lines, not Dagster's DEBUG events.
+    assert "t2g:" in result.output and "[cluster_pretraining]" in result.output
+    assert "DEBUG" not in result.output and "STEP_START" not in result.output
     folder = tmp_path / "storage" / "shop" / "tasks" / "churn@0.2" / "distilled_database" / "relbench"
     assert (folder / "manifest.yaml").exists()
 
@@ -23,4 +26,4 @@ def test_unknown_task_fails_with_its_name(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     result = CliRunner().invoke(app, ["distill", "shop", "nope", "--out", str(tmp_path / "storage")])
     assert result.exit_code == 1
-    assert "sbm_structure failed" in result.output
+    assert "sbm_structure failed: ValueError: database 'shop' has no task 'nope' (its tasks: churn)" in result.output

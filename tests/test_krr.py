@@ -186,6 +186,8 @@ def test_same_seed_same_output(fixture, binary_run) -> None:
         np.testing.assert_array_equal(out.x[t], again.x[t])
     np.testing.assert_array_equal(out.y, again.y)
     assert out.parents.keys() == again.parents.keys()
+    for rel, parents in out.parents.items():
+        np.testing.assert_array_equal(parents, again.parents[rel])
 
 
 def test_regression_and_multiclass(fixture) -> None:

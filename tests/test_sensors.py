@@ -68,4 +68,6 @@ def test_successful_database_run_requests_each_task_budget(env):
 
 def test_definitions_load_with_sensors_and_schedule():
     defs = build_definitions()
-    assert defs.resolve_sensor_def("dataset_sensor") and defs.resolve_schedule_def("nightly_recheck")
+    assert defs.resolve_sensor_def("dataset_sensor").minimum_interval_seconds == 30
+    schedule = defs.resolve_schedule_def("nightly_recheck")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 2 * * *", "distill_database")

@@ -26,14 +26,14 @@ SCHEMA_CHECKS = (
 )
 
 
-def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict):
-    """The validated snapshot of a database, as ``raw_tables`` stored it in DuckDB."""
+def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict, parse_time_cols: bool = True):
+    """The snapshot of a database as ``raw_tables`` stored it in DuckDB (text times parsed)."""
     from relbench.manifest import DatasetManifest
 
     from t2g_lib.data.duck import read_database
 
     with duckdb.get_connection() as conn:
-        return read_database(conn, database, DatasetManifest.from_dict(raw["manifest"]))
+        return read_database(conn, database, DatasetManifest.from_dict(raw["manifest"]), parse_time_cols)
 
 
 @asset(
@@ -85,14 +85,17 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
     bound, unparsable times, empty tables, mixed-type columns or labels pointing nowhere stops
     here, and nothing downstream trains on it.
     """
+    from t2g_lib.data.format import parse_time_columns
     from t2g_lib.schema import infer_schema, schema_markdown, schema_mermaid
     from t2g_lib.task_data import check_task_labels
-    from t2g_lib.validation import validate_database
+    from t2g_lib.validation import dangling_key_warnings, validate_database
 
     database = context.partition_key
-    db = load_snapshot(duckdb, database, raw_tables)
-    schema = infer_schema(db)
+    db = load_snapshot(duckdb, database, raw_tables, parse_time_cols=False)
     results = validate_database(db, max_dangling_fraction=settings.max_dangling_fraction)
+    for warning in dangling_key_warnings(results):
+        context.log.warning(warning)
+    schema = infer_schema(parse_time_columns(db))
     results.append(check_task_labels(settings.dataset_path(database), db))
     yield Output(
         schema.to_dict(),

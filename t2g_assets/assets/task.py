@@ -195,33 +195,55 @@ def evaluation_scores(
     report = run_evaluation(setup)
     out = settings.stage_dir(database, "evaluation_scores", task_budget)
     report.scores.to_csv(out / "scores.csv", index=False)
-    png = plot_metric_vs_compression(report.scores)
-    (out / "scores.png").write_bytes(png)
-    yield Output(
-        {"path": str(out), "scores": report.scores.to_dict(orient="records")},
-        metadata={
-            "scores": MetadataValue.md(scores_markdown(report.scores)),
-            "plot": MetadataValue.md(f"![metric vs compression](data:image/png;base64,{_b64(png)})"),
-            "plot_path": MetadataValue.path(str(out / "scores.png")),
-            "t2g_retention_best_model": report.t2g_retention,
-        },
-    )
-    yield AssetCheckResult(
+    metadata = {
+        "scores": MetadataValue.md(scores_markdown(report.scores)),
+        "t2g_retention_best_model": report.t2g_retention,
+    }
+    if len(report.scores):
+        png = plot_metric_vs_compression(report.scores)
+        (out / "scores.png").write_bytes(png)
+        metadata["plot"] = MetadataValue.md(f"![metric vs compression](data:image/png;base64,{_b64(png)})")
+        metadata["plot_path"] = MetadataValue.path(str(out / "scores.png"))
+    yield Output({"path": str(out), "scores": report.scores.to_dict(orient="records")}, metadata=metadata)
+    yield leakage_check(report.leakage)
+    yield utility_check(report.t2g_retention, settings.utility_floor)
+
+
+def leakage_check(leakage: dict) -> AssetCheckResult:
+    """``no_temporal_leakage``: fails when a sampled row postdates its label, naming both."""
+    worst = int(leakage["max_leak_seconds"])
+    if leakage["passed"]:
+        description = "no sampled row is later than its label's timestamp"
+    else:
+        e = leakage["examples"][0] if leakage["examples"] else {}
+        description = f"a sampled row is {worst} s later than its label's timestamp"
+        if "table" in e:
+            description += (
+                f": table {e['table']!r}, row {e['row']} ({e['row_time']}) was sampled for the "
+                f"{e['split']} label of entity row {e['seed_row']} at {e['label_time']}"
+            )
+    return AssetCheckResult(
         check_name="no_temporal_leakage",
-        passed=report.max_leak_seconds <= 0,
-        description=(
-            "no sampled row is later than its label's timestamp"
-            if report.max_leak_seconds <= 0
-            else f"a sampled row is {report.max_leak_seconds} s later than its label's timestamp"
-        ),
-        metadata={"max_leak_seconds": int(report.max_leak_seconds)},
+        passed=bool(leakage["passed"]),
+        description=description,
+        metadata={"max_leak_seconds": worst, "examples": MetadataValue.json(leakage["examples"])},
     )
-    passed = report.t2g_retention >= settings.utility_floor
-    yield AssetCheckResult(
+
+
+def utility_check(retention: float, floor: float | None) -> AssetCheckResult:
+    """``utility_retention``: T2G keeps at least ``floor`` of full-data utility (no floor: off)."""
+    if floor is None:
+        return AssetCheckResult(
+            check_name="utility_retention",
+            passed=True,
+            description=f"no utility floor set (gate off); T2G keeps {retention:.3f} of full-data utility",
+            metadata={"retention": float(retention)},
+        )
+    return AssetCheckResult(
         check_name="utility_retention",
-        passed=passed,
-        description=f"T2G keeps {report.t2g_retention:.3f} of full-data utility (floor {settings.utility_floor})",
-        metadata={"retention": float(report.t2g_retention), "floor": float(settings.utility_floor)},
+        passed=bool(retention >= floor),
+        description=f"T2G keeps {retention:.3f} of full-data utility (floor {floor})",
+        metadata={"retention": float(retention), "floor": float(floor)},
     )
 
 

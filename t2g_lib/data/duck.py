@@ -10,6 +10,7 @@ import pyarrow as pa
 from relbench.base import Database, Table
 from relbench.manifest import DatasetManifest
 
+from t2g_lib.data.format import parse_time_columns
 from t2g_lib.data.sql import quote_ident
 
 
@@ -41,10 +42,16 @@ def read_tables(conn: duckdb.DuckDBPyConnection, database: str, names: list[str]
     return {n: conn.execute(f"SELECT * FROM {schema}.{quote_ident(n)}").df() for n in names}
 
 
-def read_database(conn: duckdb.DuckDBPyConnection, database: str, manifest: DatasetManifest) -> Database:
-    """The relbench ``Database`` exactly as ``raw_tables`` stored it (the validated snapshot)."""
+def read_database(
+    conn: duckdb.DuckDBPyConnection, database: str, manifest: DatasetManifest, parse_time_cols: bool = True
+) -> Database:
+    """The relbench ``Database`` as ``raw_tables`` stored it (the validated snapshot).
+
+    Time columns stored as text are parsed into datetimes (``format.parse_times``) unless
+    ``parse_time_cols`` is False: validation reads them raw, to name the rows that do not parse.
+    """
     frames = read_tables(conn, database, list(manifest.tables))
-    return Database(
+    db = Database(
         {
             name: Table(
                 df=frames[name],
@@ -55,3 +62,4 @@ def read_database(conn: duckdb.DuckDBPyConnection, database: str, manifest: Data
             for name, spec in manifest.tables.items()
         }
     )
+    return parse_time_columns(db) if parse_time_cols else db

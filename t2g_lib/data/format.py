@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import relbench
 import yaml
-from relbench.base import Table
+from relbench.base import Database, Table
 from relbench.load import RelBenchDataset
 from relbench.manifest import DatasetManifest, TableSpec, TaskManifest
 
@@ -81,6 +81,40 @@ def format_timestamp(value: TimestampLike) -> str:
     if ts.tzinfo is not None:
         raise DatasetError(f"split timestamp {value!r} must be timezone-naive")
     return str(ts.date()) if ts == ts.normalize() else ts.isoformat()
+
+
+def parse_times(values: pd.Series) -> pd.Series:
+    """A time column as tz-naive datetimes: text (ISO or any format pandas reads, as SQLite,
+    CSV and many exports store times) is parsed, offsets converted to UTC; text that does not
+    parse becomes NaT. ``validated_schema``'s ``time_columns`` check names such rows first."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        times = values
+    else:
+        text = values.where(values.isna(), values.astype(str))
+        times = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = times.dt.tz_convert(None)
+    return times
+
+
+def parse_time_columns(db: Database) -> Database:
+    """``db`` with every time column as datetimes (:func:`parse_times`); the frames are copies."""
+    tables = {}
+    for name, table in db.table_dict.items():
+        col = table.time_col
+        if col is not None and col in table.df.columns and not pd.api.types.is_datetime64_dtype(table.df[col]):
+            table = Table(
+                df=table.df.assign(**{col: parse_times(table.df[col])}),
+                fkey_col_to_pkey_table=table.fkey_col_to_pkey_table,
+                pkey_col=table.pkey_col,
+                time_col=col,
+            )
+        tables[name] = table
+    return Database(tables)
+
+
+def _is_text(typ: pa.DataType) -> bool:
+    return pa.types.is_string(typ) or pa.types.is_large_string(typ)
 
 
 def read_manifest(path: PathLike) -> DatasetManifest:
@@ -157,9 +191,9 @@ def _check_schema(table: str, spec: TableSpec, schema: pa.Schema) -> None:
             )
     if spec.time_col is not None:
         typ = schema.field(spec.time_col).type
-        if not pa.types.is_timestamp(typ) or typ.tz is not None:
+        if not (_is_text(typ) or (pa.types.is_timestamp(typ) and typ.tz is None)):
             raise DatasetError(
-                f"time column must be a timezone-naive timestamp, not {typ}",
+                f"time column must be a timezone-naive timestamp or text, not {typ}",
                 table=table,
                 column=spec.time_col,
             )
@@ -181,7 +215,7 @@ def _check_keys(
                 rows=np.flatnonzero(bad)[:5].tolist(),
             )
         if spec.time_col is not None:
-            times = df[spec.time_col]
+            times = parse_times(df[spec.time_col])
             valid = times.notna().to_numpy()
             first_na = int(np.argmin(valid)) if not valid.all() else len(valid)
             if valid[first_na:].any() or not times.iloc[:first_na].is_monotonic_increasing:
@@ -223,6 +257,22 @@ def _check_task(tm: TaskManifest, manifest: DatasetManifest, where: str) -> None
             )
 
 
+def _parquet_schema(table: str, file: Path) -> tuple[pa.Schema, int]:
+    """Schema and row count of a table's parquet file; an unreadable file names its table."""
+    try:
+        meta = pq.ParquetFile(file)
+        return meta.schema_arrow, meta.metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"parquet file {str(file)!r} cannot be read: {exc}", table=table) from exc
+
+
+def _read_parquet(table: str, file: Path, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(file, **kwargs)
+    except (pa.ArrowException, OSError) as exc:
+        raise DatasetError(f"parquet file {str(file)!r} cannot be read: {exc}", table=table) from exc
+
+
 def validate_dataset_folder(path: PathLike, check_contents: bool = True) -> DatasetManifest:
     """Check a dataset folder against its manifest before anything trusts it.
 
@@ -243,14 +293,13 @@ def validate_dataset_folder(path: PathLike, check_contents: bool = True) -> Data
         file = folder / DB_DIR / table_file_name(name)
         if not file.is_file():
             raise DatasetError(f"parquet file {str(file)!r} is missing", table=name)
-        schemas[name] = pq.read_schema(file)
-        sizes[name] = pq.ParquetFile(file).metadata.num_rows
+        schemas[name], sizes[name] = _parquet_schema(name, file)
         _check_schema(name, spec, schemas[name])
     for name, spec in manifest.tables.items():
         cols = [c for c in (spec.pkey, spec.time_col, *spec.fkeys) if c is not None]
         if cols and check_contents:
             file = folder / DB_DIR / table_file_name(name)
-            _check_keys(name, spec, pq.read_table(file, columns=cols).to_pandas(), sizes)
+            _check_keys(name, spec, _read_parquet(name, file, columns=cols), sizes)
     tasks_dir = folder / TASKS_DIR
     if tasks_dir.is_dir():
         for task_dir in sorted(tasks_dir.iterdir()):
@@ -273,7 +322,7 @@ def read_tables(path: PathLike) -> dict[str, pd.DataFrame]:
     folder = Path(path)
     manifest = read_manifest(folder)
     return {
-        name: pd.read_parquet(folder / DB_DIR / table_file_name(name))
+        name: _read_parquet(name, folder / DB_DIR / table_file_name(name))
         for name in manifest.tables
     }
 

@@ -2,8 +2,8 @@
 
 The declared PRIMARY KEY and FOREIGN KEY constraints become the key graph (plus
 ``--fkey child.col=parent`` overrides for databases that never declared theirs), keys are
-replaced by surrogate integers (:mod:`t2g_lib.data.keys`), and the first DATE/TIMESTAMP
-column of each table becomes its time column. Everything downstream then reads only the
+replaced by surrogate integers (:mod:`t2g_lib.data.keys`), and the first date column of
+each table (declared DATE/TIMESTAMP, or text holding ISO dates) becomes its time column. Everything downstream then reads only the
 written folder.
 """
 
@@ -91,6 +91,29 @@ def to_timestamps(table: str, col: str, values: pd.Series) -> pd.Series:
     return parsed
 
 
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+
+
+def is_iso_text(values: pd.Series) -> bool:
+    """True for a text column whose every value is an ISO date or date-time (how SQLite,
+    CSV and many exports store times): such a column is a date column."""
+    text = values.dropna()
+    if text.empty or not all(isinstance(v, str) for v in text):
+        return False
+    return bool(text.str.fullmatch(_ISO_DATE).all())
+
+
+def parse_time_col_specs(specs: Sequence[str]) -> dict[str, Optional[str]]:
+    """``["orders.placed", "customers.-"]`` -> ``{"orders": "placed", "customers": None}``."""
+    out: dict[str, Optional[str]] = {}
+    for spec in specs:
+        table, dot, col = spec.rpartition(".")
+        if not dot or not table or not col:
+            raise DatasetError(f"time column {spec!r} is not TABLE.COL (or TABLE.- for none)")
+        out[table] = None if col == "-" else col
+    return out
+
+
 def _sqlite_column(
     con: sqlite3.Connection, table: str, col: str, values: pd.Series, declared: str
 ) -> pd.Series:
@@ -122,7 +145,7 @@ def _sqlite_column(
     elif "real" in kinds:
         values = values.astype("float64")
     decl = declared.upper()
-    if "DATE" in decl or "TIMESTAMP" in decl:
+    if "DATE" in decl or "TIMESTAMP" in decl or (set(kinds) == {"text"} and is_iso_text(values)):
         return to_timestamps(table, col, values)
     return values
 
@@ -209,6 +232,8 @@ def read_duckdb(path: Path) -> list[SourceTable]:
             for col in df.columns:
                 if isinstance(df[col].dtype, pd.DatetimeTZDtype):
                     df[col] = df[col].dt.tz_convert(None)
+                elif df[col].dtype == object and is_iso_text(df[col]):
+                    df[col] = to_timestamps(name, col, df[col])
             src = SourceTable(name, df)
             for s, t, kind, cols, ref_table, ref_cols in constraints:
                 if (s, t) != (schema, table):
@@ -345,7 +370,8 @@ def _default_splits(
     ) if time_cols else pd.Series([], dtype="datetime64[ns]")
     if stamps.empty:
         raise DatasetError(
-            "no timestamps to derive val/test split times from; pass them explicitly"
+            "no date column to derive val/test split times from: pass --val-timestamp and "
+            "--test-timestamp, or name a time column with --time-col TABLE.COL"
         )
     return stamps.quantile(VAL_QUANTILE), stamps.quantile(TEST_QUANTILE)
 
