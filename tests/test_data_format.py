@@ -187,9 +187,13 @@ def test_fkey_out_of_range(tmp_path: Path) -> None:
 
 
 def test_time_column_checks(tmp_path: Path) -> None:
-    text_time = {"t": pd.DataFrame({"day": ["2020-01-01"]})}
-    with pytest.raises(DatasetError, match="timestamp") as err:
-        write_dataset(tmp_path / "d", "d", text_time, {"t": TableSpec(time_col="day")},
+    # Text times (as SQLite and CSV exports store them) are accepted; numbers are not.
+    text_time = {"t": pd.DataFrame({"day": ["2020-01-01", "2020-01-02 10:00:00"]})}
+    write_dataset(tmp_path / "d", "d", text_time, {"t": TableSpec(time_col="day")}, "2020-01-01", "2021-01-01")
+    assert validate_dataset_folder(tmp_path / "d").tables["t"].time_col == "day"
+    number_time = {"t": pd.DataFrame({"day": [20200101]})}
+    with pytest.raises(DatasetError, match="timestamp or text, not int64") as err:
+        write_dataset(tmp_path / "d", "d", number_time, {"t": TableSpec(time_col="day")},
                       "2020-01-01", "2021-01-01")
     assert err.value.column == "day"
     # relbench's Table.upto runs DataFrame.query(f"{time_col} <= ..."): a space breaks it
