@@ -25,27 +25,33 @@ def build_definitions(
     seed: int = 0,
     executor: ExecutorDefinition | None = None,
     loggers: Mapping[str, LoggerDefinition] | None = None,
+    code_version: str | None = None,
     **settings: object,
 ) -> Definitions:
     """Definitions over a data and a storage folder (tests point them at temporary ones).
 
-    ``loggers`` replace Dagster's default console logger for every job (the CLI's quiet one).
+    ``loggers`` replace Dagster's default console logger for every job (the CLI's quiet one);
+    ``code_version`` replaces the assets' (the source hash of ``versions.py``).
     """
     data_dir = data_dir or default_data_dir()
+    if "budgets" not in settings and os.environ.get("T2G_BUDGETS"):
+        settings["budgets"] = [b.strip() for b in os.environ["T2G_BUDGETS"].split(",") if b.strip()]
     storage_dir = storage_dir or default_storage_dir()
     Path(storage_dir).mkdir(parents=True, exist_ok=True)
+    stages = [
+        raw_tables,
+        validated_schema,
+        column_tokens,
+        cluster_pretraining,
+        sbm_structure,
+        distilled_features,
+        evaluation_scores,
+        distilled_database,
+    ]
+    if code_version is not None:
+        stages = [a.map_asset_specs(lambda spec: spec.replace_attributes(code_version=code_version)) for a in stages]
     return Definitions(
-        assets=[
-            dataset_source,
-            raw_tables,
-            validated_schema,
-            column_tokens,
-            cluster_pretraining,
-            sbm_structure,
-            distilled_features,
-            evaluation_scores,
-            distilled_database,
-        ],
+        assets=[dataset_source, *stages],
         jobs=[database_job, task_job],
         sensors=[dataset_sensor, redistill_tasks],
         schedules=[nightly_recheck],

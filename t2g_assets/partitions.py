@@ -23,8 +23,6 @@ task_partitions = MultiPartitionsDefinition(
 )
 to_database = MultiToSingleDimensionPartitionMapping(partition_dimension_name="database")
 
-DEFAULT_BUDGETS = ("0.01",)
-
 
 def task_budget_key(task: str, budget: str | float) -> str:
     """``player-retention@0.01``: a task and its distillation budget (a ratio, or ``n500``)."""

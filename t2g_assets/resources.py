@@ -24,6 +24,10 @@ class T2GSettings(ConfigurableResource):
         description="Minimum utility retention of T2G (best model) for the distilled database "
         "to be published; null turns the gate off (the check then always passes).",
     )
+    budgets: list[str] = Field(
+        default=["0.01"],
+        description="Budgets the sensors distill every task at: row ratios ('0.01') or counts ('n500').",
+    )
     eval_models: list[str] = Field(default=["sage", "hgt", "han"], description="GNNs trained by evaluation_scores.")
     eval_epochs: int = Field(default=5, description="Epochs of full-data training (early-stopped on val).")
     eval_epochs_distilled: int = Field(default=100, description="Epochs of training on a distilled graph.")

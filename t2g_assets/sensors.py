@@ -9,8 +9,6 @@ that database's tasks.
 """
 
 
-import os
-
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
@@ -26,19 +24,12 @@ from dagster import (
 
 from t2g_assets.jobs import database_job, task_job
 from t2g_assets.partitions import (
-    DEFAULT_BUDGETS,
     database_partitions,
     task_budget_key,
     task_budget_partitions,
     task_partition_key,
 )
-from t2g_assets.resources import default_data_dir
-
-
-def budgets() -> list[str]:
-    """Budgets every task is distilled at (``T2G_BUDGETS``, comma-separated)."""
-    raw = os.environ.get("T2G_BUDGETS")
-    return [b.strip() for b in raw.split(",") if b.strip()] if raw else list(DEFAULT_BUDGETS)
+from t2g_assets.resources import T2GSettings
 
 
 def recorded_fingerprint(instance, database: str) -> str | None:
@@ -52,16 +43,16 @@ def recorded_fingerprint(instance, database: str) -> str | None:
     return getattr(value, "value", value)
 
 
-def plan_updates(instance, data_dir: str) -> tuple[list, list[RunRequest]]:
+def plan_updates(instance, settings: T2GSettings) -> tuple[list, list[RunRequest]]:
     """Partition additions and run requests that bring every database up to date."""
     from t2g_lib.data.registry import discover_datasets, fingerprint_dataset, list_tasks
 
-    found = discover_datasets(data_dir)
+    found = discover_datasets(settings.data_dir)
     known_dbs = set(instance.get_dynamic_partitions(database_partitions.name))
     known_tasks = set(instance.get_dynamic_partitions(task_budget_partitions.name))
     new_dbs = sorted(set(found) - known_dbs)
     new_tasks = sorted(
-        {task_budget_key(t, b) for path in found.values() for t in list_tasks(path) for b in budgets()} - known_tasks
+        {task_budget_key(t, b) for path in found.values() for t in list_tasks(path) for b in settings.budgets} - known_tasks
     )
     requests = []
     for name, path in sorted(found.items()):
@@ -89,8 +80,8 @@ def plan_updates(instance, data_dir: str) -> tuple[list, list[RunRequest]]:
     default_status=DefaultSensorStatus.RUNNING,
     description="Registers new dataset folders and re-distills databases whose files changed.",
 )
-def dataset_sensor(context: SensorEvaluationContext):
-    additions, requests = plan_updates(context.instance, default_data_dir())
+def dataset_sensor(context: SensorEvaluationContext, settings: T2GSettings):
+    additions, requests = plan_updates(context.instance, settings)
     if not additions and not requests:
         return SkipReason("no new or changed datasets")
     return SensorResult(run_requests=requests, dynamic_partitions_requests=additions)
@@ -103,18 +94,18 @@ def dataset_sensor(context: SensorEvaluationContext):
     default_status=DefaultSensorStatus.RUNNING,
     description="After a database is re-distilled, re-runs the task-level chain of each of its tasks.",
 )
-def redistill_tasks(context):
+def redistill_tasks(context, settings: T2GSettings):
     from t2g_lib.data.registry import list_tasks
 
     database = context.dagster_run.tags.get("dagster/partition")
     if database is None:
         return SkipReason("run was not partitioned")
-    path = os.path.join(default_data_dir(), database)
+    path = settings.dataset_path(database)
     return [
         RunRequest(
             run_key=f"{context.dagster_run.run_id}:{task}@{budget}",
             partition_key=task_partition_key(database, task, budget),
         )
         for task in list_tasks(path)
-        for budget in budgets()
+        for budget in settings.budgets
     ]

@@ -134,7 +134,9 @@ def _distill(
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli import console
-    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, describe_failure, instance, job_stages, register, run_job
+    from t2g_cli.runner import (
+        DATABASE_JOB, TASK_JOB, describe_failure, instance, job_stages, register, run_job, stale_stages,
+    )
 
     _known_database(dataset)
     defs = build_definitions(
@@ -148,10 +150,14 @@ def _distill(
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     task_stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
-    console.current = console.StageProgress(len(job_stages(defs, DATABASE_JOB)) + len(task_stages))
+    database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset)
+    reused = [s for s in job_stages(defs, DATABASE_JOB) if s not in database_stages]
+    if reused:
+        typer.echo(f"up to date for {dataset!r} (same source, code and settings), reused: {', '.join(reused)}")
+    console.current = console.StageProgress(len(database_stages) + len(task_stages))
     try:
-        runs = [run_job(defs, DATABASE_JOB, dataset, inst)]
-        if runs[0].success:
+        runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages)] if database_stages else []
+        if all(r.success for r in runs):
             runs.append(run_job(defs, TASK_JOB, task_partition_key(dataset, task, budget), inst, task_stages))
     finally:
         console.current.close()

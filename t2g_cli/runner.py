@@ -8,6 +8,7 @@ Dagster orders the steps. The stages of a job come from its asset selection, nev
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,63 @@ def job_stages(defs, job_name: str) -> list[str]:
     return [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys if k in selected]
 
 
+#: Settings a database-level materialization depends on beyond code and data versions.
+_SETTINGS_KEYS = ("data_dir", "storage_dir", "seed", "max_dangling_fraction")
+SETTINGS_TAG = "t2g/settings"
+
+
+def settings_tag(defs) -> str:
+    """The run tag naming the settings a run used (folders, seed, bounds)."""
+    settings = defs.resources["settings"]
+    return json.dumps({k: getattr(settings, k) for k in _SETTINGS_KEYS}, sort_keys=True)
+
+
+def stale_stages(defs, inst, job_name: str, partition_key: str) -> list[str]:
+    """The stages of ``job_name`` to recompute for ``partition_key``; the rest are up to date.
+
+    Up to date, as Dagster tracks it: materialized, with the same code version and upstream
+    data versions (the source's content hash, observed first), by a run with the same
+    settings. Once a stage is stale, every stage after it in the chain is recomputed too.
+    """
+    from dagster import AssetKey
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.definitions.observe import observe
+    from dagster._time import get_current_datetime
+
+    from t2g_assets.assets.source import dataset_source
+
+    observe([dataset_source], instance=inst, resources=defs.resources,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=inst, asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(inst, graph, view)
+    wanted = settings_tag(defs)
+    stages = job_stages(defs, job_name)
+    for i, stage in enumerate(stages):
+        key = AssetKey(stage)
+        fresh = resolver.get_status(key, partition_key) == StaleStatus.FRESH
+        if not fresh or _materialized_with(inst, key, partition_key) != wanted:
+            return stages[i:]
+    return []
+
+
+def _materialized_with(inst, key, partition_key: str) -> str | None:
+    """The settings tag of the run behind the latest materialization of one partition."""
+    from dagster import AssetRecordsFilter
+
+    records = inst.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
+    ).records
+    if not records:
+        return None
+    run = inst.get_run_by_id(records[0].run_id)
+    return None if run is None else run.tags.get(SETTINGS_TAG)
+
+
 def root_error(error) -> str:
     """The user's error inside Dagster's wrappers, as ``Type: message`` without a traceback."""
     while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
@@ -95,7 +153,7 @@ def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]
         asset_selection=selection,
         raise_on_error=False,
         run_config={"loggers": {"console": {}}},  # the definitions' console logger (Dagster's or the CLI's)
-        tags={"t2g/source": "cli"},
+        tags={"t2g/source": "cli", SETTINGS_TAG: settings_tag(defs)},
     )
     by_stage: dict[str, StageRun] = {}
     for event in result.all_events:

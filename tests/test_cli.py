@@ -2,7 +2,7 @@
 
 from typer.testing import CliRunner
 
-from shop import make_shop
+from shop import make_shop, overwrite_table, shop_tables
 from t2g_cli.main import app
 
 
@@ -27,3 +27,31 @@ def test_unknown_task_fails_with_its_name(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["distill", "shop", "nope", "--out", str(tmp_path / "storage")])
     assert result.exit_code == 1
     assert "sbm_structure failed: ValueError: database 'shop' has no task 'nope' (its tasks: churn)" in result.output
+
+
+def test_second_budget_reuses_the_database_stages_and_a_changed_source_reruns_them(tmp_path, monkeypatch):
+    make_shop(tmp_path / "data" / "shop")
+    monkeypatch.setenv("T2G_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # one instance remembers the runs
+    storage = ["--out", str(tmp_path / "storage")]
+    first = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "n6", *storage])
+    assert first.exit_code == 0, first.output
+    assert "reused" not in first.output and "cluster_pretraining" in first.output
+
+    second = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", *storage])
+    assert second.exit_code == 0, second.output
+    reused = "reused: raw_tables, validated_schema, column_tokens, cluster_pretraining"
+    assert reused in second.output
+    ran = second.output.split("stages: ")[1].splitlines()[0]
+    assert ran.startswith("sbm_structure") and "raw_tables" not in ran
+
+    other_seed = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--seed", "1", *storage])
+    assert "reused" not in other_seed.output  # another seed is another pretraining
+
+    order = shop_tables()["order"]
+    order.loc[0, "quantity"] = 99
+    overwrite_table(tmp_path / "data" / "shop", "order", order)
+    changed = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--seed", "1", *storage])
+    assert changed.exit_code == 0, changed.output
+    assert "reused" not in changed.output
+    assert changed.output.split("stages: ")[1].startswith("raw_tables")

@@ -6,20 +6,25 @@ from dagster import SkipReason, build_run_status_sensor_context, build_sensor_co
 from dagster_env import Env
 from shop import make_shop, overwrite_table, shop_tables
 from t2g_assets.definitions import build_definitions
+from t2g_assets.resources import T2GSettings
 from t2g_assets.sensors import dataset_sensor, redistill_tasks
 
 
 @pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("T2G_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("T2G_BUDGETS", "0.01,n20")
+def env(tmp_path):
     (tmp_path / "home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         yield Env(tmp_path / "data", tmp_path / "storage", instance)
 
 
+def settings(env) -> dict:
+    """The sensors read the same settings resource as the assets: folders and budgets."""
+    return {"settings": T2GSettings(data_dir=str(env.data_dir), storage_dir=str(env.storage_dir),
+                                    budgets=["0.01", "n20"])}
+
+
 def evaluate(env):
-    return dataset_sensor(build_sensor_context(instance=env.instance))
+    return dataset_sensor(build_sensor_context(instance=env.instance, resources=settings(env)))
 
 
 def test_new_folder_registers_partitions_and_requests_a_run(env):
@@ -60,6 +65,7 @@ def test_successful_database_run_requests_each_task_budget(env):
         dagster_instance=env.instance,
         dagster_run=run,
         dagster_event=result.get_run_success_event(),
+        resources=settings(env),
     )
     requests = redistill_tasks(context)
     keys = sorted(str(r.partition_key) for r in requests)

@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from t2g_assets.partitions import database_partitions
 from t2g_assets.resources import ComputeDevice, T2GSettings
+from t2g_assets.versions import CODE_VERSION
 from t2g_assets.assets.source import dataset_source
 
 SCHEMA_CHECKS = (
@@ -37,6 +38,7 @@ def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict, parse_time_c
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=database_partitions,
     deps=[dataset_source],
     group_name="database",
@@ -74,6 +76,7 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=database_partitions,
     group_name="database",
     check_specs=[AssetCheckSpec(name, asset="validated_schema", blocking=True) for name in SCHEMA_CHECKS],
@@ -115,7 +118,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
         )
 
 
-@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"})
+@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"}, code_version=CODE_VERSION)
 def column_tokens(
     context: AssetExecutionContext,
     settings: T2GSettings,
@@ -162,7 +165,7 @@ def column_tokens(
     )
 
 
-@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"})
+@asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"}, code_version=CODE_VERSION)
 def cluster_pretraining(
     context: AssetExecutionContext,
     settings: T2GSettings,

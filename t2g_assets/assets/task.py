@@ -17,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 from t2g_assets.assets.database import load_snapshot
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
+from t2g_assets.versions import CODE_VERSION
 
 DB_INPUT = {"partition_mapping": to_database}
 
@@ -41,6 +42,7 @@ def load_task(context: AssetExecutionContext, settings: T2GSettings, raw_tables:
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=task_partitions,
     group_name="distillation",
     ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
@@ -88,6 +90,7 @@ def sbm_structure(
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=task_partitions,
     group_name="distillation",
     ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
@@ -145,6 +148,7 @@ def distilled_features(
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=task_partitions,
     group_name="evaluation",
     ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
@@ -254,6 +258,7 @@ def _b64(data: bytes) -> str:
 
 
 @asset(
+    code_version=CODE_VERSION,
     partitions_def=task_partitions,
     group_name="evaluation",
     ins={"raw_tables": AssetIn(**DB_INPUT)},

@@ -1,0 +1,24 @@
+"""Materialized means cached: the runner recomputes only what Dagster says is out of date."""
+
+from dagster import instance_for_test
+
+from shop import make_shop
+from t2g_assets.definitions import build_definitions
+from t2g_cli.runner import DATABASE_JOB, job_stages, register, run_job, stale_stages
+
+DB_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
+
+
+def test_a_changed_code_version_makes_every_database_stage_stale(tmp_path):
+    make_shop(tmp_path / "data" / "shop")
+    folders = {"data_dir": str(tmp_path / "data"), "storage_dir": str(tmp_path / "storage"), "device": "cpu"}
+    defs = build_definitions(**folders)
+    assert job_stages(defs, DATABASE_JOB) == DB_STAGES  # from the job's asset selection, in order
+    (tmp_path / "home").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "home")) as inst:
+        register(inst, "shop", [])
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop") == DB_STAGES  # nothing materialized yet
+        assert run_job(defs, DATABASE_JOB, "shop", inst).success
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop") == []
+        changed = build_definitions(**folders, code_version="another")
+        assert stale_stages(changed, inst, DATABASE_JOB, "shop") == DB_STAGES
