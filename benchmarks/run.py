@@ -62,10 +62,11 @@ def run(
             for ratio in ratios:
                 stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
                 key = task_partition_key("lahman", task, ratio)
-                record(run_job(defs, TASK_JOB, key, inst, stages), task, ratio)
-                eval_csv = storage / "lahman" / "tasks" / task_budget_key(task, ratio) / "evaluation_scores" / "scores.csv"
-                if eval_csv.exists():
-                    df = pd.read_csv(eval_csv).assign(task=task, ratio=ratio, seed=seed)
+                job_run = run_job(defs, TASK_JOB, key, inst, stages)
+                record(job_run, task, ratio)
+                if "evaluation_scores" in job_run.materialized:  # also when a gate refused to publish
+                    evaluated = defs.load_asset_value("evaluation_scores", instance=inst, partition_key=key)
+                    df = evaluated.assign(task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
                 checkpoint({"stages": stages_out, "scores": scores}, seeds, tag)
     return {"stages": stages_out, "scores": scores}

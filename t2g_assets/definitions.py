@@ -5,13 +5,14 @@ from pathlib import Path
 
 from collections.abc import Mapping
 
-from dagster import Definitions, ExecutorDefinition, FilesystemIOManager, LoggerDefinition
+from dagster import Definitions, ExecutorDefinition, LoggerDefinition
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
 from t2g_assets.assets.source import dataset_source
 from t2g_assets.assets.task import distilled_database, distilled_features, evaluation_scores, sbm_structure
 from t2g_assets.executors import executor_from_env
+from t2g_assets.io_manager import StageIOManager
 from t2g_assets.jobs import database_job, task_job
 from t2g_assets.resources import ComputeDevice, T2GSettings, default_data_dir, default_storage_dir
 from t2g_assets.schedules import nightly_recheck
@@ -58,13 +59,19 @@ def build_definitions(
         executor=executor or executor_from_env(),
         loggers=loggers,
         resources={
-            "settings": T2GSettings(data_dir=data_dir, storage_dir=storage_dir, seed=seed, **settings),
+            "settings": T2GSettings(
+                data_dir=data_dir,
+                storage_dir=storage_dir,
+                text_cache_dir=str(Path(storage_dir) / "_shared" / "text_cache"),
+                seed=seed,
+                **settings,
+            ),
             "device": ComputeDevice(
                 device=device or os.environ.get("T2G_DEVICE", "auto"),
                 num_threads=int(os.environ.get("T2G_NUM_THREADS", "0")),
             ),
             "duckdb": DuckDBResource(database=str(Path(storage_dir) / "t2g.duckdb")),
-            "io_manager": FilesystemIOManager(base_dir=str(Path(storage_dir) / "io")),
+            "io_manager": StageIOManager(base_dir=storage_dir),
         },
     )
 

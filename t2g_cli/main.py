@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -125,18 +126,16 @@ def _distill(
     models: str = "sage,hgt,han",
     epochs: int = 5,
     verbose: bool = False,
-) -> bool:
-    """Run the database job, then the task job; True when the distilled database was published.
+) -> Chain:
+    """Run the database job, then the task job, for one database x task x budget.
 
     Exits 1 on a failed stage or a failed database check (naming table, column and rows);
-    returns False when ``evaluation_scores``' quality gate refused publication.
+    a refusal by ``evaluation_scores``' quality gate returns an unpublished chain.
     """
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli import console
-    from t2g_cli.runner import (
-        DATABASE_JOB, TASK_JOB, describe_failure, instance, job_stages, register, run_job, stale_stages,
-    )
+    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, instance, job_stages, register, run_job, stale_stages
 
     _known_database(dataset)
     defs = build_definitions(
@@ -149,6 +148,7 @@ def _distill(
     )
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
+    key = task_partition_key(dataset, task, budget)
     task_stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
     database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset)
     reused = [s for s in job_stages(defs, DATABASE_JOB) if s not in database_stages]
@@ -158,27 +158,46 @@ def _distill(
     try:
         runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages)] if database_stages else []
         if all(r.success for r in runs):
-            runs.append(run_job(defs, TASK_JOB, task_partition_key(dataset, task, budget), inst, task_stages))
+            runs.append(run_job(defs, TASK_JOB, key, inst, task_stages))
     finally:
         console.current.close()
         console.current = None
     typer.echo("stages: " + ", ".join(f"{s.stage} {s.seconds:.1f}s" for r in runs for s in r.stages))
     failed = next((r.failed for r in runs if r.failed is not None), None)
-    if failed is None:
-        return True
+    if failed is not None:
+        _report(failed)
+    return Chain(defs, inst, key, published=failed is None)
+
+
+def _report(failed) -> None:
+    """Name a failed stage and its checks; exit 1 unless it is a quality gate's refusal."""
+    from t2g_cli.runner import describe_failure
+
     gate = failed.stage == "evaluation_scores" and any(c.blocking for c in failed.failed_checks)
     for line in describe_failure(failed):
         typer.secho(line, fg="yellow" if gate else "red", err=True)
-    if gate:
-        typer.secho(
-            "quality gate refused: the distilled database was evaluated but not published "
-            "(the checks and scores are in `make ui`).",
-            fg="yellow",
-        )
-        return False
-    _fail(f"stage {failed.stage} stopped the run; earlier materializations stay, and the run's "
-          "full log is in `make ui`.")
-    return False
+    if not gate:
+        _fail(f"stage {failed.stage} stopped the run; earlier materializations stay, and the run's "
+              "full log is in `make ui`.")
+    typer.secho(
+        "quality gate refused: the distilled database was evaluated but not published "
+        "(the checks and scores are in `make ui`).",
+        fg="yellow",
+    )
+
+
+@dataclass
+class Chain:
+    """The definitions and instance a chain ran in, its task partition, and its outcome."""
+
+    defs: Any
+    instance: Any
+    partition: Any
+    published: bool
+
+    def load(self, asset: str) -> Any:
+        """An asset's stored value for this partition, read through its IO manager."""
+        return self.defs.load_asset_value(asset, instance=self.instance, partition_key=self.partition)
 
 
 @app.command()
@@ -197,24 +216,20 @@ def distill(
 
     Exit codes: 0 published, 1 a stage or a data check failed, 3 a quality gate refused.
     """
-    if _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose):
-        _print_published(dataset, task, ratio, out)
-    else:
+    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose)
+    if not chain.published:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
+    _print_published(chain)
 
 
-def _print_published(dataset: str, task: str, budget: str, storage: Optional[Path]) -> None:
-    from t2g_assets.partitions import task_budget_key
-    from t2g_assets.resources import T2GSettings, default_storage_dir
-    from t2g_lib.export import parquet_bytes
-
-    settings = T2GSettings(data_dir=str(data_dir()), storage_dir=str(storage or default_storage_dir()))
-    out = settings.stage_dir(dataset, "distilled_database", task_budget_key(task, budget))
-    source = parquet_bytes(settings.dataset_path(dataset) / "db")
-    distilled = parquet_bytes(out / "relbench" / "db")
+def _print_published(chain: Chain) -> None:
+    published = chain.load("distilled_database")
+    out = published.folder
+    sizes = published.stored_metadata(out)
     typer.echo(f"distilled database: {out}")
     typer.echo(f"  RelBench folder {out / 'relbench'}, DuckDB {out / 'distilled.duckdb'}, PyG {out / 'graph.pt'}")
-    typer.echo(f"  {distilled:,} bytes vs {source:,} bytes of source tables: {source / max(distilled, 1):.1f}x smaller")
+    typer.echo(f"  {sizes['distilled_bytes']:,} bytes vs {sizes.get('source_bytes', 0):,} bytes of source tables: "
+               f"{sizes.get('compression_ratio', float('nan')):.1f}x smaller")
 
 
 @app.command()
@@ -236,22 +251,13 @@ def demo(
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
         build_lahman(data_dir())
-    if _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose):
-        _print_published("lahman", task, ratio, None)
+    chain = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose)
+    if chain.published:
+        _print_published(chain)
     if evaluate:
-        _print_scores("lahman", task, ratio)
+        from t2g_lib.evaluate import scores_markdown
 
-
-def _print_scores(dataset: str, task: str, budget: str) -> None:
-    import pandas as pd
-
-    from t2g_assets.partitions import task_budget_key
-    from t2g_assets.resources import T2GSettings, default_storage_dir
-    from t2g_lib.evaluate import scores_markdown
-
-    settings = T2GSettings(data_dir=str(data_dir()), storage_dir=default_storage_dir())
-    path = settings.stage_dir(dataset, "evaluation_scores", task_budget_key(task, budget)) / "scores.csv"
-    typer.echo(scores_markdown(pd.read_csv(path)))
+        typer.echo(scores_markdown(chain.load("evaluation_scores")))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class JobRun:
     run_id: str
     success: bool
     stages: list[StageRun]
+    materialized: set[str] = field(default_factory=set)
 
     @property
     def failed(self) -> Optional[StageRun]:
@@ -156,14 +157,17 @@ def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]
         tags={"t2g/source": "cli", SETTINGS_TAG: settings_tag(defs)},
     )
     by_stage: dict[str, StageRun] = {}
-    for event in result.all_events:
-        if event.is_step_success:
-            seconds = event.event_specific_data.duration_ms / 1000
-            by_stage[event.step_key] = StageRun(event.step_key, seconds, True)
-        elif event.is_step_failure:
-            data = event.event_specific_data
-            seconds = (getattr(data, "duration_ms", None) or 0) / 1000
-            by_stage[event.step_key] = StageRun(event.step_key, seconds, False, root_error(data.error))
+    started: dict[str, float] = {}
+    for entry in inst.all_logs(result.run_id):  # the run's event log: events with their times
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.is_step_start:
+            started[entry.step_key] = entry.timestamp
+        elif event.is_step_success or event.is_step_failure:
+            seconds = entry.timestamp - started.get(entry.step_key, entry.timestamp)
+            error = root_error(event.event_specific_data.error) if event.is_step_failure else None
+            by_stage[entry.step_key] = StageRun(entry.step_key, seconds, event.is_step_success, error)
     for check in result.get_asset_check_evaluations():
         if check.passed:
             continue
@@ -174,7 +178,8 @@ def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]
         )
         by_stage.setdefault(stage, StageRun(stage, 0.0, False)).failed_checks.append(failure)
     order = job_stages(defs, job_name)
-    return JobRun(result.run_id, result.success, [by_stage[s] for s in order if s in by_stage])
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    return JobRun(result.run_id, result.success, [by_stage[s] for s in order if s in by_stage], materialized)
 
 
 def describe_failure(stage: StageRun, max_rows: int = 3) -> list[str]:

@@ -14,8 +14,9 @@ a user column already has that name.
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -57,10 +58,6 @@ class ExportInfo:
     nodes: dict[str, int]
     pkey_col: dict[str, str]
     label_col: str
-
-    def to_dict(self) -> dict:
-        """JSON-ready (paths as strings)."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def _fresh(name: str, taken: set[str]) -> str:
@@ -257,3 +254,56 @@ def export_distilled(
         pkey_col=pkeys,
         label_col=label_col,
     )
+
+
+@dataclass
+class DistilledDatabase:
+    """A distilled graph ready to publish. It stores itself (``save``) as ``export_distilled``
+    writes it, in the folder its caller picks; ``load`` reads it back from there."""
+
+    graph: SyntheticGraph
+    name: str
+    task_manifest: TaskManifest | None
+    source_dir: Path | None
+    val_timestamp: str
+    test_timestamp: str
+    folder: Path | None = None  # where it was stored, once loaded
+
+    @property
+    def label_col(self) -> str:
+        return (self.task_manifest.target_col if self.task_manifest else None) or DEFAULT_LABEL_COL
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The distilled tables, as the RelBench folder holds them."""
+        return _tables(self.graph, self.label_col)[0]
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        export_distilled(self.graph, path, self.name, self.task_manifest, self.source_dir,
+                         self.val_timestamp, self.test_timestamp)
+        meta = {"name": self.name, "source_dir": None if self.source_dir is None else str(self.source_dir),
+                "val_timestamp": str(self.val_timestamp), "test_timestamp": str(self.test_timestamp),
+                "task": None if self.task_manifest is None else self.task_manifest.name}
+        (path / "published.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "DistilledDatabase":
+        path = Path(path)
+        meta = json.loads((path / "published.json").read_text())
+        task = None
+        if meta["task"] is not None:
+            task = TaskManifest.load(path / "relbench" / TASKS_DIR / meta["task"] / MANIFEST)
+        source = None if meta["source_dir"] is None else Path(meta["source_dir"])
+        return cls(SyntheticGraph.load(path / "graph"), meta["name"], task, source,
+                   meta["val_timestamp"], meta["test_timestamp"], folder=path)
+
+    def stored_metadata(self, path: Path) -> dict:
+        """Sizes on disk of the stored folder against the source's parquet files."""
+        distilled = parquet_bytes(Path(path) / "relbench" / DB_DIR)
+        source = parquet_bytes(Path(self.source_dir) / DB_DIR) if self.source_dir is not None else None
+        out = {"relbench_folder": str(Path(path) / "relbench"), "distilled_bytes": distilled,
+               "payload_bytes": self.graph.nbytes()}
+        if source:
+            out.update(source_bytes=source, compression_ratio=source / max(distilled, 1))
+        return out

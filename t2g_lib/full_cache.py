@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -22,6 +23,15 @@ def labels_digest(*tables: pd.DataFrame) -> str:
     for df in tables:
         h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
         h.update(json.dumps(list(map(str, df.columns))).encode())
+    return h.hexdigest()
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """Content hash of named arrays (the row features a full-data model trains on)."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(arrays[name]).tobytes())
     return h.hexdigest()
 
 

@@ -17,9 +17,11 @@ score, the centroid start included, so distillation can only improve on it on va
 from __future__ import annotations
 
 import copy
+import json
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,30 @@ class KRRConfig:
     seed: int = 0
     kernel_params: dict[str, float | int] = field(default_factory=dict)
     pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
+
+
+@dataclass
+class Distillation:
+    """What ``distilled_features`` produces: the KRR-distilled graph and how it got there
+    (loss and validation per step, the kept step, seconds)."""
+
+    graph: SyntheticGraph
+    history: dict
+
+    @property
+    def seconds(self) -> float:
+        return float(self.history.get("seconds", float("nan")))
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        self.graph.save(path)
+        (path / "history.json").write_text(json.dumps(self.history, default=float))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "Distillation":
+        path = Path(path)
+        return cls(SyntheticGraph.load(path), json.loads((path / "history.json").read_text()))
 
 
 def _krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:

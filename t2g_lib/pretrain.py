@@ -425,3 +425,12 @@ def _pretrain(
     log(f"final assignment: {history['seconds'][-1]:.1f}s")
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
     return PretrainResult(tables, embeddings, pseudo, centroids, history, state, config)
+
+
+def clusters_markdown(result: PretrainResult) -> str:
+    """Per table: rows, clusters and the largest cluster's share of the rows."""
+    return "| table | rows | clusters | largest cluster share |\n|---|---:|---:|---:|\n" + "\n".join(
+        f"| {t} | {len(result.pseudo_labels[t])} | {len(result.centroids[t])} "
+        f"| {np.bincount(result.pseudo_labels[t]).max() / max(len(result.pseudo_labels[t]), 1):.3f} |"
+        for t in result.pseudo_labels
+    )

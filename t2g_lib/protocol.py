@@ -18,6 +18,9 @@ from typing import Callable
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.krr import Distillation
+from t2g_lib.pretrain import PretrainResult
 from t2g_lib.task_data import TaskData
 
 
@@ -25,11 +28,9 @@ from t2g_lib.task_data import TaskData
 class EvalSetup:
     db: Database
     task: TaskData
-    pretrain_path: str
-    sbm_path: str
-    distilled_path: str
-    distill_seconds: float
-    source_dir: Path
+    pretraining: PretrainResult
+    structure: SyntheticGraph
+    distilled: Distillation
     models: list[str]
     epochs: int = 5
     epochs_distilled: int = 100
@@ -54,15 +55,13 @@ class EvalReport:
 def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
     """Every method's distilled graph at the T2G budget, and the seconds each took."""
     from t2g_lib import baselines
-    from t2g_lib.graph import SyntheticGraph
     from t2g_lib.krr import KRRConfig, distill_features
-    from t2g_lib.pretrain import PretrainResult
 
     task = setup.task
-    pre = PretrainResult.load(setup.pretrain_path)
-    structure = SyntheticGraph.load(setup.sbm_path)
-    graphs = {"t2g": SyntheticGraph.load(setup.distilled_path)}
-    seconds = {"t2g": setup.distill_seconds}
+    pre = setup.pretraining
+    structure = setup.structure
+    graphs = {"t2g": setup.distilled.graph}
+    seconds = {"t2g": setup.distilled.seconds}
     label_args = (task.train, task.entity_col, task.time_col, task.target_col, task.task_type)
     builders = {
         "t2g_no_pseudo": lambda: distill_features(
@@ -91,16 +90,15 @@ def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
 def run_evaluation(setup: EvalSetup) -> EvalReport:
     """Train each model on each method's graph and on the full data; score on real test."""
     from t2g_lib.evaluate import evaluate_methods
-    from t2g_lib.full_cache import FullRunCache, labels_digest, run_key
-    from t2g_lib.pretrain import PretrainResult
+    from t2g_lib.full_cache import FullRunCache, arrays_digest, labels_digest, run_key
 
     task = setup.task
     graphs, seconds = build_methods(setup)
-    features = PretrainResult.load(setup.pretrain_path).embeddings
+    features = setup.pretraining.embeddings
     cache = None
     if setup.full_cache_dir is not None:
         cache = FullRunCache(setup.full_cache_dir, run_key(
-            pretraining=(Path(setup.pretrain_path) / "meta.json").read_text(), labels=labels_digest(task.train, task.val, task.test),
+            features=arrays_digest(features), labels=labels_digest(task.train, task.val, task.test),
             task=task.name, epochs=setup.epochs, device=str(setup.device),
         ))
     scores = evaluate_methods(

@@ -315,3 +315,33 @@ def sbm_report(structure: SyntheticGraph, db: Database, pseudo_labels: dict[str,
             "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
         })
     return {"tables": tables, "relations": relations}
+
+
+def budget_for(db: Database, budget: str) -> dict[str, int]:
+    """Synthetic nodes per table for a partition's budget text (``"0.01"`` or ``"n200"``)."""
+    from t2g_lib.task_data import parse_budget
+
+    sizes = {name: len(t.df) for name, t in db.table_dict.items()}
+    spec = parse_budget(budget)
+    counts = {t: min(spec["count"], n) for t, n in sizes.items()} if "count" in spec else None
+    return budget_per_table(sizes, ratio=spec.get("ratio"), counts=counts)
+
+
+def sbm_markdown(
+    structure: SyntheticGraph, db: Database, pseudo_labels: dict[str, np.ndarray], budgets: dict[str, int]
+) -> tuple[str, str]:
+    """Two tables for a person: real rows vs synthetic nodes per table, and how far each
+    relation's synthetic linking matrix is from the real one (``sbm_report``)."""
+    report = sbm_report(structure, db, pseudo_labels)
+    sizes = {name: len(t.df) for name, t in db.table_dict.items()}
+    budget_md = "| table | real rows | synthetic nodes |\n|---|---:|---:|\n" + "\n".join(
+        f"| {t} | {sizes[t]} | {budgets[t]} |" for t in sizes
+    )
+    relations_md = (
+        "| child.fkey -> parent | max abs diff of linking matrix | mean abs diff |\n|---|---:|---:|\n"
+        + "\n".join(
+            f"| {r['child']}.{r['fkey_col']} -> {r['parent']} | {r['max_abs_diff']:.3f} | {r['mean_abs_diff']:.3f} |"
+            for r in report["relations"]
+        )
+    )
+    return budget_md, relations_md

@@ -21,8 +21,6 @@ class TaskData:
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
-    val_timestamp: pd.Timestamp
-    test_timestamp: pd.Timestamp
 
 
 def load_task_data(dataset_path: Path, task_name: str) -> TaskData:
@@ -47,8 +45,6 @@ def load_task_data(dataset_path: Path, task_name: str) -> TaskData:
         train=splits["train"],
         val=splits["val"],
         test=splits["test"],
-        val_timestamp=ds.val_timestamp,
-        test_timestamp=ds.test_timestamp,
     )
 
 

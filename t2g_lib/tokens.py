@@ -346,3 +346,14 @@ def tokenize_database(
             )
     meta = {"text_model": MODEL_ID, "column_types": column_types}
     return TokenizedDatabase(tables, tokens, meta)
+
+
+def tokens_markdown(tokens: TokenizedDatabase) -> str:
+    """Per table: rows, columns per semantic type, distinct texts and texts embedded this run."""
+    stypes = ("numerical", "categorical", "text", "timestamp")
+    md = "| table | rows | " + " | ".join(stypes) + " | distinct texts | embedded now |\n|---|" + "---:|" * 7 + "\n"
+    return md + "\n".join(
+        f"| {t} | {s['n_rows']} | " + " | ".join(str(len(s["columns"].get(k, []))) for k in stypes)
+        + f" | {s['n_text_distinct']} | {s['n_embedded_now']} |"
+        for t, s in tokens.summary().items()
+    )

@@ -28,7 +28,7 @@ def test_raw_tables_and_validated_schema_materialize(env):
     n = con.execute('SELECT count(*) FROM "db_shop"."order"').fetchone()[0]
     assert n == len(shop_tables()["order"])
     schema = result.output_for_node("validated_schema")
-    types = {c["name"]: c["stype"] for c in schema["tables"]["order"]["columns"]}
+    types = {c.name: c.stype.value for c in schema.tables["order"].columns}
     assert types["customer_id"] == "key" and types["placed"] == "timestamp"
 
 

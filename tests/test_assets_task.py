@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import DagsterInstance
@@ -11,7 +12,6 @@ from dagster_env import Env, check_results
 from shop import SPECS, make_shop
 from t2g_lib.data.format import write_dataset
 from t2g_assets.partitions import task_partition_key
-from t2g_lib.graph import SyntheticGraph
 
 DB_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
 TASK_STAGES = ["sbm_structure", "distilled_features", "evaluation_scores", "distilled_database"]
@@ -32,7 +32,7 @@ def test_distillation_chain_two_budgets_coexist(env):
     for budget in ("0.1", "n6"):
         key = task_partition_key("shop", "churn", budget)
         result = env.run(["sbm_structure", "distilled_features"], key, raise_on_error=True)
-        graph = SyntheticGraph.load(result.output_for_node("distilled_features")["path"])
+        graph = result.output_for_node("distilled_features").graph
         sizes[budget] = graph.num_nodes()
         for rel in graph.schema.relations:
             parents = graph.parents[rel.index]
@@ -52,11 +52,14 @@ def test_evaluation_that_clears_the_utility_gate_publishes(env):
     checks = check_results(result, "evaluation_scores")
     assert checks == {"no_temporal_leakage": True, "utility_retention": True}
     assert {"evaluation_scores", "distilled_database"} <= materialized(result)
-    scores = result.output_for_node("evaluation_scores")["scores"]
-    methods = {row["method"] for row in scores}
+    methods = set(result.output_for_node("evaluation_scores")["method"])
     assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= methods
-    published = result.output_for_node("distilled_database")
-    assert (Path(published["relbench_dir"]) / "manifest.yaml").exists()
+    defs = lenient.defs()
+    published = defs.load_asset_value("distilled_database", instance=env.instance, partition_key=key)
+    assert published.folder == env.storage_dir / "shop" / "tasks" / "churn@0.1" / "distilled_database"
+    assert (published.folder / "relbench" / "manifest.yaml").exists()
+    distilled = defs.load_asset_value("distilled_features", instance=env.instance, partition_key=key)
+    np.testing.assert_array_equal(published.graph.y, distilled.graph.y)
 
 
 def test_utility_gate_below_floor_stops_publication(env):

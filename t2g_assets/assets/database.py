@@ -1,6 +1,7 @@
 """Database-level assets: computed once per database and shared by all of its tasks."""
 
 
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -11,6 +12,10 @@ from dagster import (
     asset,
 )
 from dagster_duckdb import DuckDBResource
+
+from t2g_lib.pretrain import PretrainResult
+from t2g_lib.schema import DatabaseSchema
+from t2g_lib.tokens import TokenizedDatabase
 
 from t2g_assets.partitions import database_partitions
 from t2g_assets.resources import ComputeDevice, T2GSettings
@@ -81,7 +86,7 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
     group_name="database",
     check_specs=[AssetCheckSpec(name, asset="validated_schema", blocking=True) for name in SCHEMA_CHECKS],
 )
-def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource, raw_tables: dict):
+def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource, raw_tables: dict):  # -> DatabaseSchema
     """Semantic type of every column and the key graph, checked by Great Expectations suites.
 
     The checks are blocking: a database with duplicate keys, dangling foreign keys above the
@@ -101,7 +106,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
     schema = infer_schema(parse_time_columns(db))
     results.append(check_task_labels(settings.dataset_path(database), db))
     yield Output(
-        schema.to_dict(),
+        schema,
         metadata={
             "schema": MetadataValue.md(schema_markdown(schema)),
             "diagram": MetadataValue.md(f"```mermaid\n{schema_mermaid(schema)}\n```"),
@@ -125,42 +130,29 @@ def column_tokens(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    validated_schema: dict,
-) -> Output[dict]:
+    validated_schema: DatabaseSchema,
+) -> Output[TokenizedDatabase]:
     """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
     from relbench.base.dataset import drop_columns
 
-    from t2g_lib.schema import DatabaseSchema
     from t2g_lib.task_data import column_types, hidden_columns
-    from t2g_lib.tokens import tokenize_database
+    from t2g_lib.tokens import tokenize_database, tokens_markdown
 
     database = context.partition_key
     hidden = hidden_columns(settings.dataset_path(database))
     db = drop_columns(load_snapshot(duckdb, database, raw_tables), sorted(hidden))
-    schema = DatabaseSchema.from_dict(validated_schema)
-    out = settings.stage_dir(database, "column_tokens")
     tokens = tokenize_database(
         db,
-        column_types(schema),
-        cache_dir=settings.stage_dir("_shared", "text_cache"),
+        column_types(validated_schema),
+        cache_dir=settings.text_cache_dir,
         device=device.torch_device(),
         progress=context.log.info,
     )
-    tokens.save(out)
-    summary = tokens.summary()
-    stypes = ("numerical", "categorical", "text", "timestamp")
-    md = "| table | rows | " + " | ".join(stypes) + " | distinct texts | embedded now |\n|---|" + "---:|" * 7 + "\n"
-    md += "\n".join(
-        f"| {t} | {s['n_rows']} | " + " | ".join(str(len(s["columns"].get(k, []))) for k in stypes)
-        + f" | {s['n_text_distinct']} | {s['n_embedded_now']} |"
-        for t, s in summary.items()
-    )
     return Output(
-        {"path": str(out)},
+        tokens,
         metadata={
-            "tokens": MetadataValue.md(md),
+            "tokens": MetadataValue.md(tokens_markdown(tokens)),
             "hidden_columns": MetadataValue.json(sorted(list(h) for h in hidden)),
-            "path": str(out),
         },
     )
 
@@ -172,25 +164,13 @@ def cluster_pretraining(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    column_tokens: dict,
-) -> Output[dict]:
+    column_tokens: TokenizedDatabase,
+) -> Output[PretrainResult]:
     """Row encoder + heterogeneous GNN trained DeepCluster-style; yields pseudo-labels."""
-    import numpy as np
+    from t2g_lib.pretrain import PretrainConfig, clusters_markdown, pretrain_clusters
 
-    from t2g_lib.pretrain import PretrainConfig, pretrain_clusters
-    from t2g_lib.tokens import TokenizedDatabase
-
-    database = context.partition_key
-    db = load_snapshot(duckdb, database, raw_tables)
-    tokens = TokenizedDatabase.load(column_tokens["path"])
+    db = load_snapshot(duckdb, context.partition_key, raw_tables)
     result = pretrain_clusters(
-        db, tokens, PretrainConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info
+        db, column_tokens, PretrainConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info
     )
-    out = settings.stage_dir(database, "cluster_pretraining")
-    result.save(out)
-    md = "| table | rows | clusters | largest cluster share |\n|---|---:|---:|---:|\n" + "\n".join(
-        f"| {t} | {len(result.pseudo_labels[t])} | {len(result.centroids[t])} "
-        f"| {np.bincount(result.pseudo_labels[t]).max() / max(len(result.pseudo_labels[t]), 1):.3f} |"
-        for t in result.pseudo_labels
-    )
-    return Output({"path": str(out)}, metadata={"clusters": MetadataValue.md(md), "path": str(out)})
+    return Output(result, metadata={"clusters": MetadataValue.md(clusters_markdown(result))})

@@ -1,8 +1,6 @@
 """Task-level assets, partitioned by database x "task@budget"."""
 
 
-import time
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -13,6 +11,11 @@ from dagster import (
     asset,
 )
 from dagster_duckdb import DuckDBResource
+
+from t2g_lib.export import DistilledDatabase
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.krr import Distillation
+from t2g_lib.pretrain import PretrainResult
 
 from t2g_assets.assets.database import load_snapshot
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
@@ -52,39 +55,25 @@ def sbm_structure(
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: dict,
-) -> Output[dict]:
+    cluster_pretraining: PretrainResult,
+) -> Output[SyntheticGraph]:
     """Synthetic nodes per table allocated to cluster blocks, FK edges drawn from the SBM."""
-    from t2g_lib.pretrain import PretrainResult
-    from t2g_lib.sbm import budget_per_table, generate_sbm, sbm_report
-    from t2g_lib.task_data import parse_budget
+    from t2g_lib.sbm import budget_for, generate_sbm, sbm_markdown
 
-    database, _, budget, task_budget = partition(context)
+    database, _, budget, _ = partition(context)
     task = load_task(context, settings, raw_tables)
     db = load_snapshot(duckdb, database, raw_tables)
-    pre = PretrainResult.load(cluster_pretraining["path"])
-    sizes = {name: len(t.df) for name, t in db.table_dict.items()}
-    spec = parse_budget(budget)
-    counts = {t: min(spec["count"], n) for t, n in sizes.items()} if "count" in spec else None
-    budgets = budget_per_table(sizes, ratio=spec.get("ratio"), counts=counts)
+    budgets = budget_for(db, budget)
+    pre = cluster_pretraining
     graph = generate_sbm(db, pre.pseudo_labels, pre.centroids, budgets, task.entity_table, settings.seed)
-    out = settings.stage_dir(database, "sbm_structure", task_budget)
-    graph.save(out)
-    report = sbm_report(graph, db, pre.pseudo_labels)
-    md = "| table | real rows | synthetic nodes |\n|---|---:|---:|\n" + "\n".join(
-        f"| {t} | {sizes[t]} | {budgets[t]} |" for t in sizes
-    )
-    rel_md = "| child.fkey -> parent | max abs diff of linking matrix | mean abs diff |\n|---|---:|---:|\n" + "\n".join(
-        f"| {r['child']}.{r['fkey_col']} -> {r['parent']} | {r['max_abs_diff']:.3f} | {r['mean_abs_diff']:.3f} |"
-        for r in report["relations"]
-    )
+    budget_md, relations_md = sbm_markdown(graph, db, pre.pseudo_labels, budgets)
     return Output(
-        {"path": str(out), "budgets": budgets},
+        graph,
         metadata={
-            "budget": MetadataValue.md(md),
-            "linking_matrices": MetadataValue.md(rel_md),
+            "budget": MetadataValue.md(budget_md),
+            "linking_matrices": MetadataValue.md(relations_md),
             "synthetic_nodes": sum(budgets.values()),
-            "real_rows": sum(sizes.values()),
+            "real_rows": sum(len(t.df) for t in db.table_dict.values()),
         },
     )
 
@@ -102,43 +91,25 @@ def distilled_features(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: dict,
-    sbm_structure: dict,
-) -> Output[dict]:
+    cluster_pretraining: PretrainResult,
+    sbm_structure: SyntheticGraph,
+) -> Output[Distillation]:
     """KRR-distilled synthetic features and soft labels (closed-form ridge, one optimizer)."""
-    from t2g_lib.graph import SyntheticGraph
     from t2g_lib.krr import KRRConfig, distill_features
-    from t2g_lib.pretrain import PretrainResult
 
-    database, _, _, task_budget = partition(context)
+    database = partition(context)[0]
     task = load_task(context, settings, raw_tables)
     db = load_snapshot(duckdb, database, raw_tables)
-    pre = PretrainResult.load(cluster_pretraining["path"])
-    start = time.perf_counter()
+    pre = cluster_pretraining
     graph, history = distill_features(
-        SyntheticGraph.load(sbm_structure["path"]),
-        pre.embeddings,
-        pre.pseudo_labels,
-        pre.centroids,
-        db,
-        task.train,
-        task.val,
-        task.entity_table,
-        task.entity_col,
-        task.time_col,
-        task.target_col,
-        task.task_type,
-        KRRConfig(seed=settings.seed),
-        device=device.torch_device(),
-        log=context.log.info,
+        sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task.train, task.val,
+        task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
+        KRRConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info,
     )
-    seconds = time.perf_counter() - start
-    out = settings.stage_dir(database, "distilled_features", task_budget)
-    graph.save(out)
     return Output(
-        {"path": str(out), "seconds": seconds, "history": history},
+        Distillation(graph, history),
         metadata={
-            "distill_seconds": seconds,
+            "distill_seconds": history["seconds"],
             "best_step": history["best_step"],
             "val_score_start": history["start_score"],
             "val_score_best": history["best_score"],
@@ -164,9 +135,9 @@ def evaluation_scores(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: dict,
-    sbm_structure: dict,
-    distilled_features: dict,
+    cluster_pretraining: PretrainResult,
+    sbm_structure: SyntheticGraph,
+    distilled_features: Distillation,
 ):
     """GNNs trained on the distilled graph vs the full database and coreset baselines.
 
@@ -174,20 +145,17 @@ def evaluation_scores(
     timestamp, and T2G keeps at least ``utility_floor`` of the full-data utility.
     """
     from t2g_lib.evaluate import scores_markdown
-    from t2g_lib.protocol import EvalSetup, run_evaluation
     from t2g_lib.plots import plot_metric_vs_compression
+    from t2g_lib.protocol import EvalSetup, run_evaluation
 
-    database, _, budget, task_budget = partition(context)
+    database = partition(context)[0]
     task = load_task(context, settings, raw_tables)
-    db = load_snapshot(duckdb, database, raw_tables)
     setup = EvalSetup(
-        db=db,
+        db=load_snapshot(duckdb, database, raw_tables),
         task=task,
-        pretrain_path=cluster_pretraining["path"],
-        sbm_path=sbm_structure["path"],
-        distilled_path=distilled_features["path"],
-        distill_seconds=distilled_features["seconds"],
-        source_dir=settings.dataset_path(database),
+        pretraining=cluster_pretraining,
+        structure=sbm_structure,
+        distilled=distilled_features,
         models=list(settings.eval_models),
         epochs=settings.eval_epochs,
         epochs_distilled=settings.eval_epochs_distilled,
@@ -197,18 +165,14 @@ def evaluation_scores(
         full_cache_dir=settings.stage_dir(database, "full_training", task.name),
     )
     report = run_evaluation(setup)
-    out = settings.stage_dir(database, "evaluation_scores", task_budget)
-    report.scores.to_csv(out / "scores.csv", index=False)
     metadata = {
         "scores": MetadataValue.md(scores_markdown(report.scores)),
         "t2g_retention_best_model": report.t2g_retention,
     }
     if len(report.scores):
         png = plot_metric_vs_compression(report.scores)
-        (out / "scores.png").write_bytes(png)
         metadata["plot"] = MetadataValue.md(f"![metric vs compression](data:image/png;base64,{_b64(png)})")
-        metadata["plot_path"] = MetadataValue.path(str(out / "scores.png"))
-    yield Output({"path": str(out), "scores": report.scores.to_dict(orient="records")}, metadata=metadata)
+    yield Output(report.scores, metadata=metadata)
     yield leakage_check(report.leakage)
     yield utility_check(report.t2g_retention, settings.utility_floor)
 
@@ -270,43 +234,29 @@ def distilled_database(
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    distilled_features: dict,
-) -> Output[dict]:
+    distilled_features: Distillation,
+) -> Output[DistilledDatabase]:
     """The published distilled database: RelBench folder, DuckDB schema, PyG HeteroData file.
 
-    Runs only after ``evaluation_scores``' blocking leakage and utility checks passed.
+    Runs only after ``evaluation_scores``' blocking leakage and utility checks passed; the IO
+    manager writes it (``DistilledDatabase.save``) into this partition's folder.
     """
     from relbench.manifest import DatasetManifest, TaskManifest
 
     from t2g_lib.data.duck import write_tables
-    from t2g_lib.export import export_distilled
-    from t2g_lib.graph import SyntheticGraph
 
     database, task_name, _, task_budget = partition(context)
     load_task(context, settings, raw_tables)
     manifest = DatasetManifest.from_dict(raw_tables["manifest"])
-    task_manifest = TaskManifest.load(settings.dataset_path(database) / "tasks" / task_name / "manifest.yaml")
-    out = settings.stage_dir(database, "distilled_database", task_budget)
-    info = export_distilled(
-        SyntheticGraph.load(distilled_features["path"]),
-        out,
+    source = settings.dataset_path(database)
+    published = DistilledDatabase(
+        graph=distilled_features.graph,
         name=f"{database}-distilled-{task_budget}",
-        task_manifest=task_manifest,
-        source_dir=settings.dataset_path(database),
+        task_manifest=TaskManifest.load(source / "tasks" / task_name / "manifest.yaml"),
+        source_dir=source,
         val_timestamp=manifest.val_timestamp,
         test_timestamp=manifest.test_timestamp,
     )
-    from t2g_lib.data.format import read_tables
-
     with duckdb.get_connection() as conn:
-        write_tables(conn, f"{database}__distilled__{task_budget}", read_tables(info.relbench_dir))
-    return Output(
-        {"path": str(out), "relbench_dir": str(info.relbench_dir)},
-        metadata={
-            "relbench_folder": MetadataValue.path(str(info.relbench_dir)),
-            "distilled_bytes": info.distilled_bytes,
-            "source_bytes": info.source_bytes,
-            "compression_ratio": float(info.compression_ratio),
-            "nodes": MetadataValue.json(info.nodes),
-        },
-    )
+        write_tables(conn, f"{database}__distilled__{task_budget}", published.tables())
+    return Output(published, metadata={"nodes": MetadataValue.json(published.graph.num_nodes())})

@@ -334,7 +334,7 @@ def load_dataset(path: PathLike) -> RelBenchDataset:
     return relbench.load_dataset(folder)
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
+def replace_dir(tmp: Path, final: Path) -> None:
     """Swap ``tmp`` into ``final`` so readers never see a half-written folder."""
     if final.exists():
         old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -400,7 +400,7 @@ def write_dataset(
     try:
         for t, table in arrow.items():
             pq.write_table(table, tmp_db / table_file_name(t))
-        _replace_dir(tmp_db, folder / DB_DIR)
+        replace_dir(tmp_db, folder / DB_DIR)
     finally:
         if tmp_db.exists():
             shutil.rmtree(tmp_db)
@@ -443,7 +443,7 @@ def write_task(dataset_path: PathLike, tm: TaskManifest) -> Path:
         for split, df in labels.items():
             df.to_parquet(tmp / f"{split}{PARQUET_SUFFIX}", index=False)
         final = tasks_dir / tm.name
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
