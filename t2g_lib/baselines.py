@@ -22,15 +22,9 @@ from relbench.base import Database
 
 from t2g_lib.graph import SyntheticGraph, fkey_index
 from t2g_lib.krr import init_from_centroids, label_targets
-from t2g_lib.metrics import task_kind
+from t2g_lib.metrics import MULTICLASS, REGRESSION, task_kind
 from t2g_lib.temporal import to_seconds
 from t2g_lib.train import label_frame
-
-_RELBENCH_TASK = {
-    "binary": "binary_classification",
-    "multiclass": "multiclass_classification",
-    "regression": "regression",
-}
 
 Selector = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 """(candidate features (n, d), k <= n, rng) -> k distinct candidate positions."""
@@ -160,7 +154,7 @@ def coreset(
         if table == target:
             entities = train[entity_col].to_numpy(dtype=np.int64)
             labels = train[target_col].to_numpy()
-            if kind == "regression":
+            if kind == REGRESSION:
                 picks = _take(select, feats[entities], budget[table], rng, max_candidates)
             else:
                 labels = labels.astype(np.int64)
@@ -177,7 +171,7 @@ def coreset(
             if col is not None and cutoff is not None:
                 candidates = np.flatnonzero(to_seconds(db.table_dict[table].df[col]) <= cutoff)
             rows[table] = candidates[_take(select, feats[candidates], budget[table], rng, max_candidates)]
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         ref_y = np.asarray(reference.y)
         width = ref_y.shape[1] if ref_y.ndim == 2 else int(train[target_col].max()) + 1
         y = np.eye(width, dtype=np.float32)[y.astype(np.int64)]
@@ -258,6 +252,6 @@ def centroid_baseline(
     y = the mean train label of each target block (``entity_clusters`` = the entity
     table's pseudo-labels). It isolates what KRR adds over its own starting point."""
     train = label_frame(train_table)
-    targets = label_targets(train, target_col, _RELBENCH_TASK[task_kind(task_type)], num_classes)
+    targets = label_targets(train, target_col, task_type, num_classes)
     blocks = np.asarray(entity_clusters, dtype=np.int64)[train[entity_col].to_numpy(dtype=np.int64)]
     return init_from_centroids(structure, centroids, (blocks, targets), seed, noise=0.0)

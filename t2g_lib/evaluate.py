@@ -19,7 +19,7 @@ from torch_geometric.data import HeteroData
 
 from t2g_lib.full_cache import FullRunCache
 from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
-from t2g_lib.metrics import primary_metric, task_kind, trivial_score, utility_retention
+from t2g_lib.metrics import MULTICLASS, primary_metric, task_kind, trivial_score, utility_retention
 from t2g_lib.temporal import to_seconds
 from t2g_lib.train import SampledSplit, label_frame, make_sampler, train_distilled, train_full
 
@@ -108,7 +108,7 @@ def full_nbytes(
     schema = GraphSchema.from_database(db)
     total = sum(len(db.table_dict[t].df) * np.shape(features[t])[1] * 4 for t in schema.tables)
     total += sum(len(fkey_index(db, rel)) * 2 * 4 for rel in schema.relations)
-    width = num_classes if task_kind(task_type) == "multiclass" else 1
+    width = num_classes if task_kind(task_type) == MULTICLASS else 1
     return int(total + len(label_frame(train_table)) * width * 4)
 
 
@@ -175,7 +175,7 @@ def evaluate_methods(
         log(f"temporal leakage of up to {report.max_leak_seconds} s: no model is trained")
         return _empty_scores(report)
     num_classes = 1
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         widths = [np.asarray(g.y).shape[1] for g in methods.values()]
         labels = [train_df[target_col], label_frame(val_table)[target_col]]
         num_classes = max(widths + [int(max(np.asarray(y, dtype=np.int64).max() for y in labels)) + 1])
@@ -204,7 +204,7 @@ def evaluate_methods(
                         model_name, db, features, train_df, val_table, entity_table, entity_col,
                         time_col, target_col, kind, epochs_full, batch_size, seed, device,
                         num_neighbors, hidden=hidden, num_layers=num_layers,
-                        num_classes=num_classes if kind == "multiclass" else None,
+                        num_classes=num_classes if kind == MULTICLASS else None,
                         sampler=sampler, val_split=splits["val"], log=log,
                     )
                     if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch

@@ -28,14 +28,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from relbench.base import Database
-from sklearn.metrics import accuracy_score, mean_absolute_error, roc_auc_score
 
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
+from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
+from t2g_lib.metrics import loss as task_loss
 from t2g_lib.propagate import propagate, propagate_all
 from t2g_lib.temporal import TemporalSampler, to_seconds
 
-TASK_TYPES = ("binary_classification", "regression", "multiclass_classification")
 _PROB_EPS = 1e-3
 
 
@@ -111,7 +111,7 @@ def label_targets(
     Binary and regression: (n,); multiclass: (n, C) one-hot, so a mean is class frequencies.
     """
     y = labels[target_col].to_numpy()
-    if task_type == "multiclass_classification":
+    if task_kind(task_type) == MULTICLASS:
         y = y.astype(np.int64)
         return np.eye(num_classes if num_classes is not None else int(y.max()) + 1)[y]
     return y.astype(np.float64)
@@ -199,14 +199,6 @@ def _embed_real(
     return torch.cat(out)
 
 
-def _score(task_type: str, y_true: np.ndarray, pred: np.ndarray) -> float:
-    if task_type == "binary_classification":
-        return float(roc_auc_score(y_true, pred))
-    if task_type == "multiclass_classification":
-        return float(accuracy_score(y_true, pred.argmax(1)))
-    return float(mean_absolute_error(y_true, pred))
-
-
 def distill_features(
     structure: SyntheticGraph,
     features: dict[str, np.ndarray],
@@ -238,8 +230,8 @@ def distill_features(
     ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score``,
     ``seconds``.
     """
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"task_type must be one of {TASK_TYPES}, got {task_type!r}")
+    kind = task_kind(task_type)
+    metric = primary_metric(kind)[0]
     if structure.target_table != entity_table:
         raise ValueError(f"structure targets {structure.target_table!r}, task {entity_table!r}")
     started = _time.perf_counter()
@@ -258,43 +250,43 @@ def distill_features(
     # --- task targets and the centroid start
     train = train_table.dropna(subset=[target_col]).reset_index(drop=True)
     val = val_table.dropna(subset=[target_col]).reset_index(drop=True)
-    multiclass = task_type == "multiclass_classification"
+    multiclass = kind == MULTICLASS
     num_classes = (
         int(max(train[target_col].max(), val[target_col].max())) + 1 if multiclass else None
     )
     if len(train) == 0 or len(val) == 0:
         raise ValueError("KRR distillation needs labelled train and val rows")
-    if task_type == "binary_classification" and val[target_col].nunique() < 2:
+    if kind == BINARY and val[target_col].nunique() < 2:
         raise ValueError("val_table holds a single class: AUROC, the selection score, is undefined")
     train_ent = train[entity_col].to_numpy(dtype=np.int64)
     train_time = to_seconds(train[time_col])
-    targets = label_targets(train, target_col, task_type, num_classes)
+    targets = label_targets(train, target_col, kind, num_classes)
     ent_blocks = np.asarray(pseudo_labels[entity_table], dtype=np.int64)[train_ent]
     start = init_from_centroids(
         structure, centroids, (ent_blocks, targets), config.seed, config.init_noise
     )
-    y_mean = float(targets.mean()) if task_type == "regression" else 0.0
-    y_std = float(targets.std()) if task_type == "regression" else 1.0
+    y_mean = float(targets.mean()) if kind == REGRESSION else 0.0
+    y_std = float(targets.std()) if kind == REGRESSION else 1.0
     y_std = y_std if y_std > 0 else 1.0
 
     def to_param(y: np.ndarray) -> np.ndarray:
         """Synthetic labels in the space KRR regresses: logits, or standardised values."""
-        if task_type == "regression":
+        if kind == REGRESSION:
             return (y - y_mean) / y_std
         p = np.clip(y, _PROB_EPS, 1 - _PROB_EPS)
-        return np.log(p / (1 - p)) if task_type == "binary_classification" else np.log(p)
+        return np.log(p / (1 - p)) if kind == BINARY else np.log(p)
 
     def from_param(y: torch.Tensor) -> np.ndarray:
-        if task_type == "regression":
+        if kind == REGRESSION:
             return (y * y_std + y_mean).cpu().numpy()
-        if task_type == "binary_classification":
+        if kind == BINARY:
             return torch.sigmoid(y).cpu().numpy()
         return torch.softmax(y, dim=1).cpu().numpy()
 
     # --- real side, embedded once
     pool = rng.permutation(len(train))[: min(len(train), config.steps * config.batch_size)]
     y_train = train[target_col].to_numpy()[pool]
-    if task_type == "regression":
+    if kind == REGRESSION:
         y_train = (y_train - y_mean) / y_std
     y_train = y_train.astype(np.int64 if multiclass else np.float32)
     task_side = _RealSide.build(
@@ -347,13 +339,6 @@ def distill_features(
             syn[nt].x = x
         return propagate_all(syn, config.hops)
 
-    def task_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if task_type == "binary_classification":
-            return F.binary_cross_entropy_with_logits(pred, target)
-        if task_type == "multiclass_classification":
-            return F.cross_entropy(pred, target)
-        return F.mse_loss(pred, target)
-
     def validate() -> float:
         with torch.no_grad():
             zs = task_side.normalise(synthetic_z()[ent_nt])
@@ -364,17 +349,14 @@ def distill_features(
                 for i in range(0, len(z_val), config.batch_size)
             ])
         pred_np = (pred if multiclass else pred.squeeze(1)).cpu().numpy()
-        if task_type == "regression":
+        if kind == REGRESSION:
             pred_np = pred_np * y_std + y_mean
-        return _score(task_type, y_val, pred_np)
+        return score(kind, y_val, pred_np)[metric]
 
     def snapshot() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone()
 
-    higher_better = task_type != "regression"
-    history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [],
-                     "metric": {"binary_classification": "auroc", "regression": "mae",
-                                "multiclass_classification": "accuracy"}[task_type]}
+    history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [], "metric": metric}
     best_score = validate()
     best_step = 0
     best = snapshot()
@@ -390,7 +372,7 @@ def distill_features(
             rng.choice(n_pool, size=min(config.batch_size, n_pool), replace=False), device=dev
         )
         pred = krr_predict(kernel(task_side.z[batch], zs), kernel(zs, zs), y_syn, config.ridge)
-        loss_task = task_loss(pred, task_side.target[batch])
+        loss_task = task_loss(kind, pred, task_side.target[batch])
         loss_pseudo = torch.zeros((), device=dev)
         for nt, (side, support) in pseudo_sides.items():
             zp = side.normalise(zs_all[nt])
@@ -408,12 +390,12 @@ def distill_features(
         history["task_loss"].append(loss_task.item())
         history["pseudo_loss"].append(loss_pseudo.item())
         if step % config.eval_every == 0 or step == config.steps:
-            score = validate()
-            history["val"].append([step, score])
-            if (score > best_score) if higher_better else (score < best_score):
-                best_score, best_step = score, step
+            value = validate()
+            history["val"].append([step, value])
+            if is_better(value, best_score, kind):
+                best_score, best_step = value, step
                 best = snapshot()
-            log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {score:.4f}")
+            log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {value:.4f}")
 
     best_x, best_y = best
     out = SyntheticGraph(

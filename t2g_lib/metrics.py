@@ -1,39 +1,64 @@
-"""Task metrics and utility retention, the numbers the evaluation reports.
+"""The one task-type vocabulary, and everything that depends on it: the metric a task is
+judged by, its training loss, which score is better, utility retention.
 
-Task types may be given as RelBench spells them (``binary_classification``,
-``multiclass_classification``, ``regression``, or the ``TaskType`` enum) or short
-(``binary``, ``multiclass``); ``task_kind`` maps all of them to the short form.
+Task types are relbench's ``TaskType``; RelBench's spellings (``binary_classification``,
+``multiclass_classification``, ``regression``) and the short ``binary`` / ``multiclass``
+are accepted wherever a task type is taken, and ``task_kind`` turns any of them into the enum.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from relbench.base import TaskType
 from sklearn import metrics as skm
 
-_KINDS = {
-    "binary": "binary",
-    "binary_classification": "binary",
-    "multiclass": "multiclass",
-    "multiclass_classification": "multiclass",
-    "regression": "regression",
-}
+BINARY = TaskType.BINARY_CLASSIFICATION
+MULTICLASS = TaskType.MULTICLASS_CLASSIFICATION
+REGRESSION = TaskType.REGRESSION
+_SUPPORTED = (BINARY, MULTICLASS, REGRESSION)
+_SHORT = {"binary": BINARY, "multiclass": MULTICLASS}
+_PRIMARY = {BINARY: ("auroc", True), MULTICLASS: ("accuracy", True), REGRESSION: ("mae", False)}
 
 
-def task_kind(task_type) -> str:
-    """``"binary"``, ``"multiclass"`` or ``"regression"`` for any accepted spelling."""
-    key = str(getattr(task_type, "value", task_type)).lower()
-    if key not in _KINDS:
-        raise ValueError(f"unsupported task type {task_type!r}; expected one of {sorted(_KINDS)}")
-    return _KINDS[key]
+def task_kind(task_type: TaskType | str) -> TaskType:
+    """relbench's ``TaskType`` for any accepted spelling; unsupported types are refused."""
+    if isinstance(task_type, TaskType):
+        kind = task_type
+    else:
+        key = str(task_type).lower()
+        kind = _SHORT.get(key) or next((t for t in TaskType if t.value == key), None)
+    if kind not in _SUPPORTED:
+        names = sorted([t.value for t in _SUPPORTED] + list(_SHORT))
+        raise ValueError(f"unsupported task type {task_type!r}; expected one of {names}")
+    return kind
 
 
-def primary_metric(task_type) -> tuple[str, bool]:
+def primary_metric(task_type: TaskType | str) -> tuple[str, bool]:
     """The metric a task is judged by and whether higher is better."""
-    return {
-        "binary": ("auroc", True),
-        "multiclass": ("accuracy", True),
-        "regression": ("mae", False),
-    }[task_kind(task_type)]
+    return _PRIMARY[task_kind(task_type)]
+
+
+def is_better(value: float, best: float, task_type: TaskType | str) -> bool:
+    """Whether ``value`` beats ``best`` on the task's primary metric (NaN never does; any
+    finite value beats a NaN ``best``)."""
+    if not np.isfinite(value):
+        return False
+    if not np.isfinite(best):
+        return True
+    return value > best if primary_metric(task_type)[1] else value < best
+
+
+def loss(task_type: TaskType | str, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Training loss of raw outputs: BCE with logits (hard or soft labels), cross-entropy
+    (class ids or class probabilities), MSE (on standardised targets)."""
+    kind = task_kind(task_type)
+    if kind == BINARY:
+        return F.binary_cross_entropy_with_logits(raw.view(-1), y.float().view(-1))
+    if kind == MULTICLASS:
+        return F.cross_entropy(raw, y.long() if y.ndim == 1 else y.float())
+    return F.mse_loss(raw.view(-1), y.float().view(-1))
 
 
 def score(task_type, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -48,9 +73,9 @@ def score(task_type, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]
     kind = task_kind(task_type)
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
-    if kind == "binary":
+    if kind == BINARY:
         return {"auroc": float(roc_auc(y_true.astype(int), y_pred.reshape(-1).astype(float)))}
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         labels = y_pred.argmax(axis=1) if y_pred.ndim == 2 else y_pred.astype(int)
         y_true = y_true.astype(int)
         return {
@@ -67,10 +92,10 @@ def trivial_score(task_type, y_train: np.ndarray, y_test: np.ndarray) -> float:
     the train majority class; regression: MAE of always predicting the train median.
     """
     kind = task_kind(task_type)
-    if kind == "binary":
+    if kind == BINARY:
         return 0.5
     y_test = np.asarray(y_test)
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         classes, counts = np.unique(np.asarray(y_train).astype(int), return_counts=True)
         return float(np.mean(y_test.astype(int) == classes[np.argmax(counts)]))
     median = float(np.median(np.asarray(y_train, dtype=float)))
@@ -91,7 +116,7 @@ def utility_retention(distilled: float, full: float, task_type, baseline: float 
     """
     kind = task_kind(task_type)
     if baseline is None:
-        if kind != "binary":
+        if kind != BINARY:
             raise ValueError(f"utility_retention for {kind} needs the trivial predictor's score")
         baseline = 0.5
     gain = full - baseline

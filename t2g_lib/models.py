@@ -11,7 +11,10 @@ no module is ever keyed by a name, user-given or not, of our own making.
 from __future__ import annotations
 
 import torch
+from relbench.base import TaskType
 from torch import Tensor, nn
+
+from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, task_kind
 
 Metadata = tuple[list[str], list[tuple[str, str, str]]]
 
@@ -62,24 +65,24 @@ class HeteroGNN(nn.Module):
             self.convs.append(conv)
             self.norms.append(nn.ModuleList(LayerNorm(hidden, mode="node") for _ in node_types))
         self.head = nn.Linear(hidden, out_dim)
-        self.task: str | None = None
+        self.task: TaskType | None = None
         self.register_buffer("target_loc", torch.zeros(()))
         self.register_buffer("target_scale", torch.ones(()))
 
-    def set_task(self, task: str, loc: float = 0.0, scale: float = 1.0) -> None:
-        """Remember the task kind and how regression targets were standardised."""
-        self.task = task
+    def set_task(self, task, loc: float = 0.0, scale: float = 1.0) -> None:
+        """Remember the task type and how regression targets were standardised."""
+        self.task = task_kind(task)
         self.target_loc.fill_(float(loc))
         self.target_scale.fill_(float(scale) if scale > 0 else 1.0)
 
     def output_to_prediction(self, raw: Tensor) -> Tensor:
         """Raw head output -> P(class 1) (binary), class probabilities (multiclass) or the
         target in its original units (regression)."""
-        if self.task == "binary":
+        if self.task == BINARY:
             return torch.sigmoid(raw.view(-1))
-        if self.task == "multiclass":
+        if self.task == MULTICLASS:
             return torch.softmax(raw, dim=-1)
-        if self.task == "regression":
+        if self.task == REGRESSION:
             return raw.view(-1) * self.target_scale + self.target_loc
         raise RuntimeError("model has no task: train it with t2g_lib.train first")
 

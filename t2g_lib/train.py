@@ -22,7 +22,8 @@ from relbench.base import Database
 from torch_geometric.data import HeteroData
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
-from t2g_lib.metrics import primary_metric, score, task_kind
+from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
+from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, build_model
 from t2g_lib.temporal import TemporalSampler, max_leak_seconds, to_seconds
 
@@ -146,23 +147,6 @@ def predict(
     return split.predict(model.to(device), device), split.max_leak_seconds
 
 
-def _loss(kind: str, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """BCE (hard or soft labels), CE (class ids or probabilities), MSE (standardised)."""
-    if kind == "binary":
-        return F.binary_cross_entropy_with_logits(raw.view(-1), y.float().view(-1))
-    if kind == "multiclass":
-        return F.cross_entropy(raw, y.long() if y.ndim == 1 else y.float())
-    return F.mse_loss(raw.view(-1), y.float().view(-1))
-
-
-def _is_better(value: float, best: float, higher_is_better: bool) -> bool:
-    if not np.isfinite(value):
-        return False
-    if not np.isfinite(best):
-        return True
-    return value > best if higher_is_better else value < best
-
-
 def _num_classes(*labels: np.ndarray) -> int:
     return int(max(np.asarray(y, dtype=np.int64).max(initial=0) for y in labels)) + 1
 
@@ -200,7 +184,7 @@ def train_full(
     to share them across models. ``log`` gets one line per epoch.
     """
     kind = task_kind(task_type)
-    metric, higher = primary_metric(kind)
+    metric, _ = primary_metric(kind)
     schema = GraphSchema.from_database(db)
     sampler = sampler if sampler is not None else make_sampler(db, num_neighbors)
     seed_type = schema.node_type(entity_table)
@@ -217,13 +201,13 @@ def train_full(
             sampler, feats, val_table, seed_type, entity_table, entity_col, time_col,
             target_col, batch_size,
         )
-    out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == "multiclass" else 1
+    out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
     model = build_model(model_name, schema.metadata(), dims.pop(), hidden, out_dim, num_layers)
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         model.set_task(kind)
         y_train = torch.as_tensor(y_all.astype(np.int64))
-    elif kind == "binary":
+    elif kind == BINARY:
         model.set_task(kind)
         y_train = torch.as_tensor(y_all.astype(np.float32))
     else:
@@ -251,7 +235,7 @@ def train_full(
             max_leak = max(max_leak, int(max_leak_seconds(sub)))
             sub = sub.to(device)
             raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows))
-            loss = _loss(kind, raw, y_train[rows].to(device))
+            loss = task_loss(kind, raw, y_train[rows].to(device))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -265,7 +249,7 @@ def train_full(
         value = val_split.score(model, device, kind)[metric]
         val_s += time.perf_counter() - t0
         log(f"{model_name} full-data epoch {epoch}/{epochs}: loss {losses[-1]:.4f}, val {metric} {value:.4f}, {fit_s:.0f}s")
-        if _is_better(value, best, higher):
+        if is_better(value, best, kind):
             best, best_state, bad = value, copy.deepcopy(model.state_dict()), 0
         else:
             bad += 1
@@ -299,22 +283,22 @@ def train_distilled(
     as early stopping does for full training.
     """
     kind = task_kind(task_type)
-    metric, higher = primary_metric(kind)
+    metric, _ = primary_metric(kind)
     data = graph.to_hetero()
     seed_type = graph.schema.node_type(graph.target_table)
     y = np.asarray(graph.y, dtype=np.float64)
-    if kind == "multiclass":
+    if kind == MULTICLASS:
         if y.ndim != 2:
             raise ValueError(f"multiclass synthetic labels must be (n, C) probabilities, got {y.shape}")
         y = np.clip(y, 0.0, None)
         y = y / np.maximum(y.sum(1, keepdims=True), 1e-12)
-    elif kind == "binary":
+    elif kind == BINARY:
         y = np.clip(y, 0.0, 1.0)
-    out_dim = int(y.shape[1]) if kind == "multiclass" else 1
+    out_dim = int(y.shape[1]) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
     in_dim = int(data[seed_type].x.shape[1])
     model = build_model(model_name, graph.schema.metadata(), in_dim, hidden, out_dim, num_layers)
-    if kind == "regression":
+    if kind == REGRESSION:
         model.set_task(kind, float(y.mean()), float(y.std()))
         y = (y - model.target_loc.item()) / model.target_scale.item()
     else:
@@ -330,7 +314,7 @@ def train_distilled(
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        loss = _loss(kind, model(x_dict, edge_index_dict, seed_type), target)
+        loss = task_loss(kind, model(x_dict, edge_index_dict, seed_type), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -340,7 +324,7 @@ def train_distilled(
             t0 = time.perf_counter()
             value = val_split.score(model, device, kind)[metric]
             val_s += time.perf_counter() - t0
-            if _is_better(value, best, higher):
+            if is_better(value, best, kind):
                 best, best_state = value, copy.deepcopy(model.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)

@@ -115,13 +115,13 @@ def make_graph(fx: Fixture, counts: dict[str, int] | None = None, seed: int = 0)
 
 
 def _fit_steps(model, x_dict, edge_index_dict, seed_type, n, target, task_type, steps=40):
-    from t2g_lib.train import _loss
+    from t2g_lib.metrics import loss as task_loss
 
     model.set_task(task_type)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
     for _ in range(steps):
-        loss = _loss(task_type, model(x_dict, edge_index_dict, seed_type, n), target)
+        loss = task_loss(task_type, model(x_dict, edge_index_dict, seed_type, n), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
