@@ -23,6 +23,7 @@ from relbench.base import Database
 from t2g_lib.graph import SyntheticGraph, fkey_index
 from t2g_lib.krr import init_from_centroids, label_targets
 from t2g_lib.metrics import MULTICLASS, REGRESSION, task_kind
+from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import to_seconds
 from t2g_lib.train import label_frame
 
@@ -128,11 +129,7 @@ def coreset(
     db: Database,
     features: dict[str, np.ndarray],
     reference: SyntheticGraph,
-    train_table,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     seed: int = 0,
     max_candidates: int = 20000,
 ) -> SyntheticGraph:
@@ -141,19 +138,19 @@ def coreset(
     Multiclass labels are one-hot (n, C), C taken from ``reference.y`` when it holds class
     probabilities, so bytes match the distilled graph exactly when that is the reference.
     """
-    kind = task_kind(task_type)
+    kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
     schema, target = reference.schema, reference.target_table
     budget = reference.num_nodes()
-    train = label_frame(train_table)
-    cutoff = int(to_seconds(train[time_col]).max()) if len(train) else None
+    train = label_frame(task.train)
+    cutoff = int(to_seconds(train[task.time_col]).max()) if len(train) else None
     rows: dict[str, np.ndarray] = {}
     y = np.zeros(0)
     for table in schema.tables:
         feats = np.asarray(features[table])
         if table == target:
-            entities = train[entity_col].to_numpy(dtype=np.int64)
-            labels = train[target_col].to_numpy()
+            entities = train[task.entity_col].to_numpy(dtype=np.int64)
+            labels = train[task.target_col].to_numpy()
             if kind == REGRESSION:
                 picks = _take(select, feats[entities], budget[table], rng, max_candidates)
             else:
@@ -173,7 +170,7 @@ def coreset(
             rows[table] = candidates[_take(select, feats[candidates], budget[table], rng, max_candidates)]
     if kind == MULTICLASS:
         ref_y = np.asarray(reference.y)
-        width = ref_y.shape[1] if ref_y.ndim == 2 else int(train[target_col].max()) + 1
+        width = ref_y.shape[1] if ref_y.ndim == 2 else int(train[task.target_col].max()) + 1
         y = np.eye(width, dtype=np.float32)[y.astype(np.int64)]
     x = {t: np.asarray(features[t], dtype=np.float32)[rows[t]] for t in schema.tables}
     parents = {
@@ -187,71 +184,47 @@ def random_coreset(
     db: Database,
     features: dict[str, np.ndarray],
     reference: SyntheticGraph,
-    train_table,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     seed: int = 0,
 ) -> SyntheticGraph:
     """Uniformly sampled real rows (and labelled examples) at the reference budget."""
-    return coreset(
-        select_random, db, features, reference, train_table, entity_col, time_col, target_col,
-        task_type, seed,
-    )
+    return coreset(select_random, db, features, reference, task, seed)
 
 
 def kcenter_coreset(
     db: Database,
     features: dict[str, np.ndarray],
     reference: SyntheticGraph,
-    train_table,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     seed: int = 0,
 ) -> SyntheticGraph:
     """Greedy k-center rows on the embeddings: the coreset that covers feature space."""
-    return coreset(
-        select_kcenter, db, features, reference, train_table, entity_col, time_col, target_col,
-        task_type, seed,
-    )
+    return coreset(select_kcenter, db, features, reference, task, seed)
 
 
 def herding_coreset(
     db: Database,
     features: dict[str, np.ndarray],
     reference: SyntheticGraph,
-    train_table,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     seed: int = 0,
 ) -> SyntheticGraph:
     """Herding rows on the embeddings: the coreset whose mean tracks the data mean."""
-    return coreset(
-        select_herding, db, features, reference, train_table, entity_col, time_col, target_col,
-        task_type, seed,
-    )
+    return coreset(select_herding, db, features, reference, task, seed)
 
 
 def centroid_baseline(
     structure: SyntheticGraph,
     centroids: dict[str, np.ndarray],
     entity_clusters: np.ndarray,
-    train_table,
-    entity_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     num_classes: int | None = None,
     seed: int = 0,
 ) -> SyntheticGraph:
     """Cluster centroids without KRR: the SBM graph with x = its blocks' centroids and
     y = the mean train label of each target block (``entity_clusters`` = the entity
     table's pseudo-labels). It isolates what KRR adds over its own starting point."""
-    train = label_frame(train_table)
-    targets = label_targets(train, target_col, task_type, num_classes)
-    blocks = np.asarray(entity_clusters, dtype=np.int64)[train[entity_col].to_numpy(dtype=np.int64)]
+    train = label_frame(task.train)
+    targets = label_targets(train, task.target_col, task.task_type, num_classes)
+    blocks = np.asarray(entity_clusters, dtype=np.int64)[train[task.entity_col].to_numpy(dtype=np.int64)]
     return init_from_centroids(structure, centroids, (blocks, targets), seed, noise=0.0)

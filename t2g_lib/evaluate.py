@@ -20,6 +20,7 @@ from torch_geometric.data import HeteroData
 from t2g_lib.full_cache import FullRunCache
 from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
 from t2g_lib.metrics import MULTICLASS, primary_metric, task_kind, trivial_score, utility_retention
+from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import to_seconds
 from t2g_lib.train import SampledSplit, label_frame, make_sampler, train_distilled, train_full
 
@@ -117,14 +118,7 @@ def evaluate_methods(
     models: list[str],
     db: Database,
     features: dict[str, np.ndarray],
-    train_table,
-    val_table,
-    test_table,
-    entity_table: str,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     full: bool = True,
     seeds: Iterable[int] = (0,),
     *,
@@ -154,34 +148,30 @@ def evaluate_methods(
     """
     if FULL in methods:
         raise ValueError(f"method name {FULL!r} is reserved for full-data training")
-    kind = task_kind(task_type)
+    kind = task_kind(task.task_type)
     metric, _ = primary_metric(kind)
     seeds = list(seeds)
     distill_seconds = distill_seconds or {}
-    schema = GraphSchema.from_database(db)
-    seed_type = schema.node_type(entity_table)
     sampler = make_sampler(db, num_neighbors)
-    train_df = label_frame(train_table)
+    train_df = label_frame(task.train)
     splits = {
-        name: SampledSplit(sampler, features, table, seed_type, entity_table, entity_col,
-                           time_col, target_col, batch_size)
-        for name, table in (("val", val_table), ("test", test_table))
+        name: SampledSplit(sampler, features, table, task, batch_size)
+        for name, table in (("val", task.val), ("test", task.test))
     }
     probe = train_df.sample(n=min(len(train_df), leak_check_rows), random_state=0)
-    probe_split = SampledSplit(sampler, features, probe, seed_type, entity_table, entity_col,
-                               time_col, batch_size=batch_size)
-    report = check_split_leakage(db, entity_table, {"train": probe_split, **splits})
+    probe_split = SampledSplit(sampler, features, probe, task, batch_size, with_target=False)
+    report = check_split_leakage(db, task.entity_table, {"train": probe_split, **splits})
     if not report.passed:
         log(f"temporal leakage of up to {report.max_leak_seconds} s: no model is trained")
         return _empty_scores(report)
     num_classes = 1
     if kind == MULTICLASS:
         widths = [np.asarray(g.y).shape[1] for g in methods.values()]
-        labels = [train_df[target_col], label_frame(val_table)[target_col]]
+        labels = [train_df[task.target_col], label_frame(task.val)[task.target_col]]
         num_classes = max(widths + [int(max(np.asarray(y, dtype=np.int64).max() for y in labels)) + 1])
     full_bytes = full_storage_bytes or full_nbytes(db, features, train_df, kind, num_classes)
     test_y = splits["test"].y
-    baseline = trivial_score(kind, train_df[target_col].to_numpy(), test_y)
+    baseline = trivial_score(kind, train_df[task.target_col].to_numpy(), test_y)
 
     records: list[dict] = []
 
@@ -201,8 +191,7 @@ def evaluate_methods(
                 if rec is None:
                     log(f"{model_name} seed {seed}: training on the full database ({len(train_df)} labels)")
                     res = train_full(
-                        model_name, db, features, train_df, val_table, entity_table, entity_col,
-                        time_col, target_col, kind, epochs_full, batch_size, seed, device,
+                        model_name, db, features, task, epochs_full, batch_size, seed, device,
                         num_neighbors, hidden=hidden, num_layers=num_layers,
                         num_classes=num_classes if kind == MULTICLASS else None,
                         sampler=sampler, val_split=splits["val"], log=log,

@@ -34,6 +34,7 @@ from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.propagate import propagate, propagate_all
+from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, to_seconds
 
 _PROB_EPS = 1e-3
@@ -205,13 +206,7 @@ def distill_features(
     pseudo_labels: dict[str, np.ndarray],
     centroids: dict[str, np.ndarray],
     db: Database,
-    train_table: pd.DataFrame,
-    val_table: pd.DataFrame,
-    entity_table: str,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type: str,
+    task: TaskData,
     config: KRRConfig,
     device: str = "cpu",
     log: Callable[[str], None] = print,
@@ -230,8 +225,9 @@ def distill_features(
     ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score``,
     ``seconds``.
     """
-    kind = task_kind(task_type)
+    kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
+    entity_table, entity_col, time_col, target_col = task.entity_table, task.entity_col, task.time_col, task.target_col
     if structure.target_table != entity_table:
         raise ValueError(f"structure targets {structure.target_table!r}, task {entity_table!r}")
     started = _time.perf_counter()
@@ -248,8 +244,8 @@ def distill_features(
         return _embed_real(sampler, table, rows, times, feats, config.hops, batch, dev)
 
     # --- task targets and the centroid start
-    train = train_table.dropna(subset=[target_col]).reset_index(drop=True)
-    val = val_table.dropna(subset=[target_col]).reset_index(drop=True)
+    train = task.train.dropna(subset=[target_col]).reset_index(drop=True)
+    val = task.val.dropna(subset=[target_col]).reset_index(drop=True)
     multiclass = kind == MULTICLASS
     num_classes = (
         int(max(train[target_col].max(), val[target_col].max())) + 1 if multiclass else None
@@ -257,7 +253,7 @@ def distill_features(
     if len(train) == 0 or len(val) == 0:
         raise ValueError("KRR distillation needs labelled train and val rows")
     if kind == BINARY and val[target_col].nunique() < 2:
-        raise ValueError("val_table holds a single class: AUROC, the selection score, is undefined")
+        raise ValueError("the val labels hold a single class: AUROC, the selection score, is undefined")
     train_ent = train[entity_col].to_numpy(dtype=np.int64)
     train_time = to_seconds(train[time_col])
     targets = label_targets(train, target_col, kind, num_classes)

@@ -62,20 +62,18 @@ def build_methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
     structure = setup.structure
     graphs = {"t2g": setup.distilled.graph}
     seconds = {"t2g": setup.distilled.seconds}
-    label_args = (task.train, task.entity_col, task.time_col, task.target_col, task.task_type)
+    db, emb, seed = setup.db, pre.embeddings, setup.seed
     builders = {
         "t2g_no_pseudo": lambda: distill_features(
-            structure, pre.embeddings, pre.pseudo_labels, pre.centroids, setup.db, task.train, task.val,
-            task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
-            KRRConfig(seed=setup.seed, beta=0.0), device=setup.device, log=setup.log,
+            structure, emb, pre.pseudo_labels, pre.centroids, db, task,
+            KRRConfig(seed=seed, beta=0.0), device=setup.device, log=setup.log,
         )[0],
         "centroids": lambda: baselines.centroid_baseline(
-            structure, pre.centroids, pre.pseudo_labels[task.entity_table], task.train, task.entity_col,
-            task.target_col, task.task_type, seed=setup.seed,
+            structure, pre.centroids, pre.pseudo_labels[task.entity_table], task, seed=seed
         ),
-        "random": lambda: baselines.random_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
-        "kcenter": lambda: baselines.kcenter_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
-        "herding": lambda: baselines.herding_coreset(setup.db, pre.embeddings, structure, *label_args, seed=setup.seed),
+        "random": lambda: baselines.random_coreset(db, emb, structure, task, seed=seed),
+        "kcenter": lambda: baselines.kcenter_coreset(db, emb, structure, task, seed=seed),
+        "herding": lambda: baselines.herding_coreset(db, emb, structure, task, seed=seed),
     }
     for name in setup.methods:
         if name in graphs:
@@ -102,9 +100,7 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
             task=task.name, epochs=setup.epochs, device=str(setup.device),
         ))
     scores = evaluate_methods(
-        graphs, setup.models, setup.db, features, task.train, task.val, task.test,
-        task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
-        full=True, seeds=(setup.seed,), distill_seconds=seconds, epochs_full=setup.epochs,
+        graphs, setup.models, setup.db, features, task, full=True, seeds=(setup.seed,), distill_seconds=seconds, epochs_full=setup.epochs,
         epochs_distilled=setup.epochs_distilled,
         device=setup.device, full_cache=cache, log=setup.log,
     )

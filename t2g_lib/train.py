@@ -25,6 +25,7 @@ from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, build_model
+from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, max_leak_seconds, to_seconds
 
 
@@ -75,24 +76,21 @@ class SampledSplit:
         sampler: TemporalSampler,
         features: dict,
         table_df: pd.DataFrame,
-        seed_type: str,
-        entity_table: str,
-        entity_col: str,
-        time_col: str,
-        target_col: str | None = None,
+        task: TaskData,
         batch_size: int = 512,
+        with_target: bool = True,
     ) -> None:
         df = label_frame(table_df)
-        self.seed_type = seed_type
-        self.index = df[entity_col].to_numpy(dtype=np.int64)
-        self.time = to_seconds(df[time_col])
-        self.y = None if target_col is None else df[target_col].to_numpy()
+        self.seed_type = sampler.schema.node_type(task.entity_table)
+        self.index = df[task.entity_col].to_numpy(dtype=np.int64)
+        self.time = to_seconds(df[task.time_col])
+        self.y = df[task.target_col].to_numpy() if with_target else None
         feats = as_feature_tensors(features)
         self.batches: list[tuple[int, HeteroData]] = []
         self.max_leak_seconds = 0
         for start in range(0, len(self.index), batch_size):
             sl = slice(start, start + batch_size)
-            sub = sampler.sample(entity_table, self.index[sl], self.time[sl], feats)
+            sub = sampler.sample(task.entity_table, self.index[sl], self.time[sl], feats)
             self.max_leak_seconds = max(self.max_leak_seconds, int(max_leak_seconds(sub)))
             self.batches.append((len(self.index[sl]), sub))
 
@@ -130,19 +128,16 @@ def predict(
     db: Database,
     features: dict,
     table_df,
-    entity_table: str,
-    entity_col: str,
-    time_col: str,
+    task: TaskData,
     device="cpu",
     num_neighbors=(8, 8),
     batch_size: int = 512,
 ) -> tuple[np.ndarray, int]:
-    """Apply a model (trained on either graph) to real seeds; also returns the largest
-    amount, in seconds, by which any sampled row postdates its seed (0 = no leak)."""
-    seed_type = GraphSchema.from_database(db).node_type(entity_table)
+    """Apply a model (trained on either graph) to the real seeds of ``table_df`` (a label
+    table of ``task``); also returns the largest amount, in seconds, by which any sampled
+    row postdates its seed (0 = no leak)."""
     split = SampledSplit(
-        make_sampler(db, num_neighbors), features, table_df, seed_type,
-        entity_table, entity_col, time_col, batch_size=batch_size,
+        make_sampler(db, num_neighbors), features, table_df, task, batch_size=batch_size, with_target=False,
     )
     return split.predict(model.to(device), device), split.max_leak_seconds
 
@@ -155,13 +150,7 @@ def train_full(
     model_name: str,
     db: Database,
     features: dict,
-    train_table,
-    val_table,
-    entity_table: str,
-    entity_col: str,
-    time_col: str,
-    target_col: str,
-    task_type,
+    task: TaskData,
     epochs: int = 20,
     batch_size: int = 512,
     seed: int = 0,
@@ -183,24 +172,21 @@ def train_full(
     ``patience`` epochs without improvement. ``sampler`` / ``val_split`` may be passed in
     to share them across models. ``log`` gets one line per epoch.
     """
-    kind = task_kind(task_type)
+    kind = task_kind(task.task_type)
     metric, _ = primary_metric(kind)
     schema = GraphSchema.from_database(db)
     sampler = sampler if sampler is not None else make_sampler(db, num_neighbors)
-    seed_type = schema.node_type(entity_table)
+    seed_type = schema.node_type(task.entity_table)
     feats = as_feature_tensors(features)
     dims = {int(f.shape[1]) for f in feats.values()}
     if len(dims) != 1:
         raise ValueError(f"every table's features must share one dimension (one encoder), got {sorted(dims)}")
-    train_df = label_frame(train_table)
-    index = train_df[entity_col].to_numpy(dtype=np.int64)
-    times = to_seconds(train_df[time_col])
-    y_all = train_df[target_col].to_numpy()
+    train_df = label_frame(task.train)
+    index = train_df[task.entity_col].to_numpy(dtype=np.int64)
+    times = to_seconds(train_df[task.time_col])
+    y_all = train_df[task.target_col].to_numpy()
     if val_split is None:
-        val_split = SampledSplit(
-            sampler, feats, val_table, seed_type, entity_table, entity_col, time_col,
-            target_col, batch_size,
-        )
+        val_split = SampledSplit(sampler, feats, task.val, task, batch_size)
     out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
     model = build_model(model_name, schema.metadata(), dims.pop(), hidden, out_dim, num_layers)
@@ -231,7 +217,7 @@ def train_full(
         total, count = 0.0, 0
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            sub = sampler.sample(entity_table, index[rows], times[rows], feats)
+            sub = sampler.sample(task.entity_table, index[rows], times[rows], feats)
             max_leak = max(max_leak, int(max_leak_seconds(sub)))
             sub = sub.to(device)
             raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows))

@@ -17,7 +17,7 @@ CORESETS = [random_coreset, kcenter_coreset, herding_coreset]
 
 
 def _build(fn, fx, reference, seed=0) -> SyntheticGraph:
-    return fn(fx.db, fx.features, reference, fx.train, "user", "label time", "y", fx.task_type, seed)
+    return fn(fx.db, fx.features, reference, fx.task, seed)
 
 
 def _row_of(features: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_multiclass_labels_are_one_hot_even_against_an_unlabelled_structure() ->
     fx = make_fixture("multiclass")
     structure = make_graph(fx)
     structure.y = np.zeros(structure.num_nodes()[ENTITY], dtype=np.float32)  # as the SBM leaves it
-    graph = random_coreset(fx.db, fx.features, structure, fx.train, "user", "label time", "y", "multiclass")
+    graph = random_coreset(fx.db, fx.features, structure, fx.task)
     assert graph.y.shape == (structure.num_nodes()[ENTITY], 3)
     np.testing.assert_array_equal(graph.y.sum(1), 1.0)
 
@@ -96,7 +96,7 @@ def test_centroid_baseline_is_block_centroids_with_mean_block_labels() -> None:
     structure.blocks = {ENTITY: np.array([0, 0, 1, 1, 2, 2]), EVENTS: np.arange(12) % 2}
     centroids = {ENTITY: np.eye(3, 8, dtype=np.float32), EVENTS: np.ones((2, 8), np.float32)}
     clusters = np.arange(len(fx.features[ENTITY])) % 3
-    graph = centroid_baseline(structure, centroids, clusters, fx.train, "user", "y", "regression")
+    graph = centroid_baseline(structure, centroids, clusters, fx.task)
     np.testing.assert_allclose(graph.x[ENTITY], centroids[ENTITY][structure.blocks[ENTITY]])
     block_of_label = clusters[fx.train["user"].to_numpy()]
     for b in range(3):

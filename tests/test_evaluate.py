@@ -60,7 +60,7 @@ def test_utility_retention_is_one_at_full_and_zero_at_trivial() -> None:
 def test_leakage_check_passes_on_temporal_samples_and_fails_on_a_planted_leak() -> None:
     fx = make_fixture("binary")
     sampler = TemporalSampler(fx.db, [8, 8])
-    split = SampledSplit(sampler, fx.features, fx.val, "t0", ENTITY, "user", "label time", "y", 16)
+    split = SampledSplit(sampler, fx.features, fx.val, fx.task, 16)
     ok = check_leakage(fx.db, ENTITY, split.samples())
     assert ok.passed and ok.max_leak_seconds == 0 and ok.examples == []
     # Plant a leak: subgraphs sampled 20 days after the label time they are checked against.
@@ -76,8 +76,7 @@ def test_leakage_check_passes_on_temporal_samples_and_fails_on_a_planted_leak() 
 
 def _evaluate(fx, methods, **kwargs) -> pd.DataFrame:
     return evaluate_methods(
-        methods, ["sage"], fx.db, fx.features, fx.train, fx.val, fx.test, ENTITY, "user",
-        "label time", "y", fx.task_type, seeds=[0], epochs_full=3, epochs_distilled=30,
+        methods, ["sage"], fx.db, fx.features, fx.task, seeds=[0], epochs_full=3, epochs_distilled=30,
         batch_size=64, hidden=16, distill_seconds={"t2g": 1.5}, **kwargs,
     )
 
@@ -85,7 +84,7 @@ def _evaluate(fx, methods, **kwargs) -> pd.DataFrame:
 def test_evaluate_methods_builds_the_score_table() -> None:
     fx = make_fixture("binary")
     t2g = make_graph(fx)
-    rand = random_coreset(fx.db, fx.features, t2g, fx.train, "user", "label time", "y", "binary")
+    rand = random_coreset(fx.db, fx.features, t2g, fx.task)
     methods = {"t2g": t2g, "random": rand}
     df = _evaluate(fx, methods)
     assert list(df.columns) == COLUMNS

@@ -15,6 +15,7 @@ from sklearn.kernel_ridge import KernelRidge
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.kernels import get_kernel
 from t2g_lib.krr import KRRConfig, distill_features, init_from_centroids, krr_predict, label_targets
+from t2g_lib.task_data import TaskData
 
 T0 = pd.Timestamp("2021-03-01")
 
@@ -132,10 +133,8 @@ def _distill(fixture, task_type: str = "binary_classification", target: str = "y
     params = dict(steps=20, eval_every=5, lr=0.05, batch_size=64, pseudo_batch_size=32,
                   pseudo_pool_batches=2, num_neighbors=[4, 4])
     cfg = KRRConfig(**{**params, **overrides})
-    return distill_features(
-        structure, features, pseudo, cents, db, train, val, "customers", "cust", "at", target,
-        task_type, cfg, log=lambda _: None,
-    )
+    task = TaskData("t", task_type, "customers", "cust", "at", target, train, val, val.iloc[:0])
+    return distill_features(structure, features, pseudo, cents, db, task, cfg, log=lambda _: None)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from relbench.base import Database, Table
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.models import MODEL_NAMES, build_model
+from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, to_seconds
 from t2g_lib.train import (
     SampledSplit, as_feature_tensors, predict, train_distilled, train_full,
@@ -42,8 +43,11 @@ class Fixture:
     time_col: str = "label time"
     target_col: str = "y"
 
-    def split_args(self) -> dict:
-        return dict(entity_table=self.entity_table, entity_col=self.entity_col, time_col=self.time_col)
+    @property
+    def task(self) -> TaskData:
+        """The fixture's prediction task, as the library takes it."""
+        return TaskData("fixture", self.task_type, self.entity_table, self.entity_col, self.time_col,
+                        self.target_col, self.train, self.val, self.test)
 
 
 def make_fixture(task_type: str = "binary", n_users: int = 48, events_per_user: int = 12,
@@ -174,19 +178,15 @@ def test_model_without_edges_still_predicts(fx: Fixture) -> None:
 
 
 def test_train_full_learns_without_leakage_and_is_deterministic(fx: Fixture) -> None:
-    kwargs = dict(
-        db=fx.db, features=fx.features, train_table=fx.train, val_table=fx.val,
-        entity_table=ENTITY, entity_col="user", time_col="label time", target_col="y",
-        task_type="binary_classification", epochs=6, batch_size=64, seed=3, device="cpu",
-        hidden=32,
-    )
+    kwargs = dict(db=fx.db, features=fx.features, task=fx.task, epochs=6, batch_size=64, seed=3, device="cpu",
+                  hidden=32)
     a = train_full("sage", **kwargs)
     b = train_full("sage", **kwargs)
     assert a.metric_name == "auroc" and a.val_metric > 0.8
     assert a.max_leak_seconds <= 0
     assert a.losses[-1] < a.losses[0]
-    pa, leak = predict(a.model, fx.db, fx.features, fx.test, ENTITY, "user", "label time", "cpu", [8, 8])
-    pb, _ = predict(b.model, fx.db, fx.features, fx.test, ENTITY, "user", "label time", "cpu", [8, 8])
+    pa, leak = predict(a.model, fx.db, fx.features, fx.test, fx.task, "cpu", [8, 8])
+    pb, _ = predict(b.model, fx.db, fx.features, fx.test, fx.task, "cpu", [8, 8])
     assert leak <= 0 and pa.shape == (len(fx.test),)
     np.testing.assert_array_equal(pa, pb)
 
@@ -194,16 +194,16 @@ def test_train_full_learns_without_leakage_and_is_deterministic(fx: Fixture) -> 
 def test_train_distilled_transfers_to_real_seeds(fx: Fixture) -> None:
     graph = make_graph(fx)
     sampler = TemporalSampler(fx.db, [8, 8])
-    val = SampledSplit(sampler, fx.features, fx.val, "t0", ENTITY, "user", "label time", "y", 64)
+    val = SampledSplit(sampler, fx.features, fx.val, fx.task, 64)
     res = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
                           hidden=32, val_split=val, eval_every=20)
     again = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
                             hidden=32, val_split=val, eval_every=20)
     assert res.losses[-1] < res.losses[0]
     assert res.val_metric > 0.7
-    pred, leak = predict(res.model, fx.db, fx.features, fx.test, ENTITY, "user", "label time")
+    pred, leak = predict(res.model, fx.db, fx.features, fx.test, fx.task)
     assert leak <= 0 and ((pred >= 0) & (pred <= 1)).all()
-    pred_again, _ = predict(again.model, fx.db, fx.features, fx.test, ENTITY, "user", "label time")
+    pred_again, _ = predict(again.model, fx.db, fx.features, fx.test, fx.task)
     np.testing.assert_array_equal(pred, pred_again)
 
 
@@ -213,7 +213,7 @@ def test_distilled_outputs_match_the_task(task_type: str) -> None:
     graph = make_graph(fxt)
     res = train_distilled("han", graph, epochs=80, seed=0, task_type=task_type, hidden=32)
     assert res.losses[-1] < res.losses[0]
-    pred, _ = predict(res.model, fxt.db, fxt.features, fxt.test, ENTITY, "user", "label time")
+    pred, _ = predict(res.model, fxt.db, fxt.features, fxt.test, fxt.task)
     if task_type == "multiclass":
         assert pred.shape == (len(fxt.test), 3)
         np.testing.assert_allclose(pred.sum(1), 1.0, rtol=1e-5)

@@ -102,8 +102,7 @@ def distilled_features(
     db = load_snapshot(duckdb, database, raw_tables)
     pre = cluster_pretraining
     graph, history = distill_features(
-        sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task.train, task.val,
-        task.entity_table, task.entity_col, task.time_col, task.target_col, task.task_type,
+        sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
         KRRConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info,
     )
     return Output(
