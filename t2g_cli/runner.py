@@ -123,7 +123,8 @@ def stale_stages(defs, inst, job_name: str, partition_key: str) -> list[str]:
 
 
 def _materialized_with(inst, key, partition_key: str) -> str | None:
-    """The settings tag of the run behind the latest materialization of one partition."""
+    """The settings tag of the run behind the latest materialization of one partition, or
+    None when it is unknown or that run configured the stage itself."""
     from dagster import AssetRecordsFilter
 
     records = inst.fetch_materializations(
@@ -132,7 +133,9 @@ def _materialized_with(inst, key, partition_key: str) -> str | None:
     if not records:
         return None
     run = inst.get_run_by_id(records[0].run_id)
-    return None if run is None else run.tags.get(SETTINGS_TAG)
+    if run is None or (run.run_config.get("ops") or {}).get(key.to_user_string()):
+        return None  # made with run config of its own (the launchpad's): not what the CLI runs
+    return run.tags.get(SETTINGS_TAG)
 
 
 def root_error(error) -> str:

@@ -1,6 +1,6 @@
 """Materialized means cached: the runner recomputes only what Dagster says is out of date."""
 
-from dagster import instance_for_test
+from dagster import AssetKey, instance_for_test
 
 from shop import make_shop
 from t2g_assets.definitions import build_definitions
@@ -22,3 +22,18 @@ def test_a_changed_code_version_makes_every_database_stage_stale(tmp_path):
         assert stale_stages(defs, inst, DATABASE_JOB, "shop") == []
         changed = build_definitions(**folders, code_version="another")
         assert stale_stages(changed, inst, DATABASE_JOB, "shop") == DB_STAGES
+
+
+def test_launchpad_run_config_reaches_the_method_and_is_not_reused_by_the_cli(tmp_path):
+    make_shop(tmp_path / "data" / "shop")
+    defs = build_definitions(data_dir=str(tmp_path / "data"), storage_dir=str(tmp_path / "storage"), device="cpu")
+    (tmp_path / "home").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "home")) as inst:
+        register(inst, "shop", [])
+        assert run_job(defs, DATABASE_JOB, "shop", inst).success
+        job = defs.resolve_job_def(DATABASE_JOB)
+        config = {"ops": {"cluster_pretraining": {"config": {"epochs": 3, "kmeans_every": 3}}}}
+        result = job.execute_in_process(instance=inst, partition_key="shop", run_config=config,
+                                        asset_selection=[AssetKey("cluster_pretraining")])
+        assert result.output_for_node("cluster_pretraining").config.epochs == 3
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop") == ["cluster_pretraining"]

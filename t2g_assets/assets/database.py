@@ -17,6 +17,7 @@ from t2g_lib.pretrain import PretrainResult
 from t2g_lib.schema import DatabaseSchema
 from t2g_lib.tokens import TokenizedDatabase
 
+from t2g_assets.configs import PretrainParams, pretrain_config
 from t2g_assets.partitions import database_partitions
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -160,6 +161,7 @@ def column_tokens(
 @asset(partitions_def=database_partitions, group_name="database", kinds={"pytorch"}, code_version=CODE_VERSION)
 def cluster_pretraining(
     context: AssetExecutionContext,
+    config: PretrainParams,
     settings: T2GSettings,
     device: ComputeDevice,
     duckdb: DuckDBResource,
@@ -167,10 +169,10 @@ def cluster_pretraining(
     column_tokens: TokenizedDatabase,
 ) -> Output[PretrainResult]:
     """Row encoder + heterogeneous GNN trained DeepCluster-style; yields pseudo-labels."""
-    from t2g_lib.pretrain import PretrainConfig, clusters_markdown, pretrain_clusters
+    from t2g_lib.pretrain import clusters_markdown, pretrain_clusters
 
     db = load_snapshot(duckdb, context.partition_key, raw_tables)
     result = pretrain_clusters(
-        db, column_tokens, PretrainConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info
+        db, column_tokens, pretrain_config(config, settings.seed), device=device.torch_device(), log=context.log.info
     )
     return Output(result, metadata={"clusters": MetadataValue.md(clusters_markdown(result))})

@@ -18,6 +18,7 @@ from t2g_lib.krr import Distillation
 from t2g_lib.pretrain import PretrainResult
 
 from t2g_assets.assets.database import load_snapshot
+from t2g_assets.configs import KRRParams, krr_config
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -87,6 +88,7 @@ def sbm_structure(
 )
 def distilled_features(
     context: AssetExecutionContext,
+    config: KRRParams,
     settings: T2GSettings,
     device: ComputeDevice,
     duckdb: DuckDBResource,
@@ -95,7 +97,7 @@ def distilled_features(
     sbm_structure: SyntheticGraph,
 ) -> Output[Distillation]:
     """KRR-distilled synthetic features and soft labels (closed-form ridge, one optimizer)."""
-    from t2g_lib.krr import KRRConfig, distill_features
+    from t2g_lib.krr import distill_features
 
     database = partition(context)[0]
     task = load_task(context, settings, raw_tables)
@@ -103,7 +105,7 @@ def distilled_features(
     pre = cluster_pretraining
     graph, history = distill_features(
         sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
-        KRRConfig(seed=settings.seed), device=device.torch_device(), log=context.log.info,
+        krr_config(config, settings.seed), device=device.torch_device(), log=context.log.info,
     )
     return Output(
         Distillation(graph, history),
