@@ -34,7 +34,7 @@ def run(
 
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
-    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, job_stages, register, run_job
+    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, chain_stages, register, run_job
     from t2g_lib.data.lahman import build_lahman
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
@@ -60,7 +60,7 @@ def run(
         record(run_job(defs, DATABASE_JOB, "lahman", inst))
         for task in tasks:
             for ratio in ratios:
-                stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
+                stages = chain_stages(defs, TASK_JOB, evaluate)
                 key = task_partition_key("lahman", task, ratio)
                 job_run = run_job(defs, TASK_JOB, key, inst, stages)
                 record(job_run, task, ratio)

@@ -22,12 +22,13 @@ from t2g_lib.pretrain import PretrainConfig
 _NOT_RUN_CONFIG = {"seed", "kernel_params"}
 
 
-def config_class(name: str, params: type, doc: str) -> type[Config]:
-    """A ``dg.Config`` with the fields (types and defaults) of dataclass ``params``."""
+def config_class(name: str, params: type, doc: str, fixed: frozenset[str] = frozenset()) -> type[Config]:
+    """A ``dg.Config`` with the fields (types and defaults) of dataclass ``params``, less
+    ``fixed`` ones (set by the stage itself)."""
     hints = typing.get_type_hints(params)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(params):
-        if f.name in _NOT_RUN_CONFIG:
+        if f.name in _NOT_RUN_CONFIG or f.name in fixed:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         fields[f.name] = (hints[f.name], Field(default=default))
@@ -40,11 +41,15 @@ PretrainParams = config_class(
     "PretrainParams", PretrainConfig, "Knobs of cluster pretraining (t2g_lib.pretrain.PretrainConfig)."
 )
 KRRParams = config_class("KRRParams", KRRConfig, "Knobs of the KRR distillation (t2g_lib.krr.KRRConfig).")
+AblationParams = config_class(
+    "AblationParams", KRRConfig, "Knobs of the KRR distillation without the pseudo-label term (beta = 0).",
+    fixed=frozenset({"beta"}),
+)
 
 
 def pretrain_config(params: Config, seed: int) -> PretrainConfig:
     return PretrainConfig(**params.model_dump(), seed=seed)
 
 
-def krr_config(params: Config, seed: int) -> KRRConfig:
-    return KRRConfig(**params.model_dump(), seed=seed)
+def krr_config(params: Config, seed: int, **fixed: Any) -> KRRConfig:
+    return KRRConfig(**params.model_dump(), seed=seed, **fixed)

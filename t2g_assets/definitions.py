@@ -10,7 +10,14 @@ from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
 from t2g_assets.assets.source import dataset_source
-from t2g_assets.assets.task import distilled_database, distilled_features, evaluation_scores, sbm_structure
+from t2g_assets.assets.task import (
+    ablation_features,
+    baseline_graphs,
+    distilled_database,
+    distilled_features,
+    evaluation_scores,
+    sbm_structure,
+)
 from t2g_assets.executors import executor_from_env
 from t2g_assets.io_manager import StageIOManager
 from t2g_assets.jobs import database_job, task_job
@@ -46,6 +53,8 @@ def build_definitions(
         cluster_pretraining,
         sbm_structure,
         distilled_features,
+        ablation_features,
+        baseline_graphs,
         evaluation_scores,
         distilled_database,
     ]

@@ -10,6 +10,7 @@ database_job = define_asset_job(
 
 task_job = define_asset_job(
     "distill_task",
-    selection=AssetSelection.groups("distillation", "evaluation"),
-    description="sbm_structure -> distilled_features -> evaluation_scores -> distilled_database.",
+    selection=AssetSelection.groups("distillation", "evaluation", "publication"),
+    description="sbm_structure -> distilled_features -> (ablation_features, baseline_graphs) -> "
+    "evaluation_scores -> distilled_database, for one database x task@budget.",
 )

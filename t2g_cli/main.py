@@ -135,7 +135,9 @@ def _distill(
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli import console
-    from t2g_cli.runner import DATABASE_JOB, TASK_JOB, instance, job_stages, register, run_job, stale_stages
+    from t2g_cli.runner import (
+        DATABASE_JOB, TASK_JOB, chain_stages, instance, job_stages, register, run_job, stale_stages,
+    )
 
     _known_database(dataset)
     defs = build_definitions(
@@ -149,7 +151,7 @@ def _distill(
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     key = task_partition_key(dataset, task, budget)
-    task_stages = [s for s in job_stages(defs, TASK_JOB) if evaluate or s != "evaluation_scores"]
+    task_stages = chain_stages(defs, TASK_JOB, evaluate)
     database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset)
     reused = [s for s in job_stages(defs, DATABASE_JOB) if s not in database_stages]
     if reused:

@@ -138,6 +138,18 @@ def _materialized_with(inst, key, partition_key: str) -> str | None:
     return run.tags.get(SETTINGS_TAG)
 
 
+def group_stages(defs, group: str) -> set[str]:
+    """The assets of one asset group (``evaluation``: what only ``--evaluate`` runs)."""
+    graph = defs.resolve_asset_graph()
+    return {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == group}
+
+
+def chain_stages(defs, job_name: str, evaluate: bool) -> list[str]:
+    """The stages of a job, less the evaluation group's unless ``evaluate``."""
+    skipped = set() if evaluate else group_stages(defs, "evaluation")
+    return [s for s in job_stages(defs, job_name) if s not in skipped]
+
+
 def root_error(error) -> str:
     """The user's error inside Dagster's wrappers, as ``Type: message`` without a traceback."""
     while error.cause is not None and (error.cls_name or "").startswith("Dagster"):

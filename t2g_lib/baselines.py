@@ -15,7 +15,11 @@ a child whose key is missing keeps -1.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from relbench.base import Database
@@ -23,6 +27,7 @@ from relbench.base import Database
 from t2g_lib.graph import SyntheticGraph, fkey_index
 from t2g_lib.krr import init_from_centroids, label_targets
 from t2g_lib.metrics import MULTICLASS, REGRESSION, task_kind
+from t2g_lib.pretrain import PretrainResult
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import to_seconds
 from t2g_lib.train import label_frame
@@ -228,3 +233,56 @@ def centroid_baseline(
     targets = label_targets(train, task.target_col, task.task_type, num_classes)
     blocks = np.asarray(entity_clusters, dtype=np.int64)[train[task.entity_col].to_numpy(dtype=np.int64)]
     return init_from_centroids(structure, centroids, (blocks, targets), seed, noise=0.0)
+
+
+BASELINES = ("centroids", "random", "kcenter", "herding")
+
+
+@dataclass
+class BaselineGraphs:
+    """The graphs T2G is compared with at its own budget, and the seconds each took to build."""
+
+    graphs: dict[str, SyntheticGraph]
+    seconds: dict[str, float]
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        names = list(self.graphs)
+        for i, name in enumerate(names):
+            self.graphs[name].save(path / f"graph_{i}")
+        (path / "baselines.json").write_text(json.dumps({"names": names, "seconds": self.seconds}))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "BaselineGraphs":
+        path = Path(path)
+        meta = json.loads((path / "baselines.json").read_text())
+        graphs = {name: SyntheticGraph.load(path / f"graph_{i}") for i, name in enumerate(meta["names"])}
+        return cls(graphs, meta["seconds"])
+
+
+def build_baselines(
+    db: Database,
+    pretraining: PretrainResult,
+    structure: SyntheticGraph,
+    task: TaskData,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda _: None,
+) -> BaselineGraphs:
+    """Every baseline at ``structure``'s budget: the centroid start of KRR and three coresets."""
+    embeddings = pretraining.embeddings
+    builders = {
+        "centroids": lambda: centroid_baseline(
+            structure, pretraining.centroids, pretraining.pseudo_labels[task.entity_table], task, seed=seed
+        ),
+        "random": lambda: random_coreset(db, embeddings, structure, task, seed=seed),
+        "kcenter": lambda: kcenter_coreset(db, embeddings, structure, task, seed=seed),
+        "herding": lambda: herding_coreset(db, embeddings, structure, task, seed=seed),
+    }
+    graphs, seconds = {}, {}
+    for name in BASELINES:
+        start = time.perf_counter()
+        graphs[name] = builders[name]()
+        seconds[name] = time.perf_counter() - start
+        log(f"built {name} at the same budget in {seconds[name]:.1f}s")
+    return BaselineGraphs(graphs, seconds)

@@ -147,7 +147,7 @@ class _HeteroSAGELayer(nn.Module):
         return [norm(x + torch.relu(o)) for norm, x, o in zip(self.norms, h, out)]
 
 
-class HeteroGNN(nn.Module):
+class ClusterGNN(nn.Module):
     """Input projection, then residual heterogeneous SAGE (mean) layers over the REG.
 
     Node type ``t<i>`` is index i everywhere (``in_proj[i]``, ``xs[i]``); edge types follow

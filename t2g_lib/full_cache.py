@@ -35,7 +35,7 @@ def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def run_key(**parts: Any) -> str:
+def cache_key(**parts: Any) -> str:
     """A short stable key of JSON-serialisable parts."""
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

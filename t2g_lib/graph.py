@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.timestamps import to_seconds
+
 EdgeType = tuple[str, str, str]
 
 
@@ -112,8 +114,6 @@ def table_times(db: Database, table: str) -> np.ndarray | None:
     t = db.table_dict[table]
     if t.time_col is None:
         return None
-    from t2g_lib.temporal import to_seconds
-
     return to_seconds(t.df[t.time_col])
 
 

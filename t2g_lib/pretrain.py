@@ -321,7 +321,7 @@ def _pretrain(
     import torch
     import torch.nn.functional as F
 
-    from t2g_lib.encoder import HeteroGNN, RowEncoder
+    from t2g_lib.encoder import ClusterGNN, RowEncoder
     from t2g_lib.graph import build_reg
     from t2g_lib.token_pca import table_token_pca
 
@@ -336,7 +336,7 @@ def _pretrain(
     ks = [config.k_for(t, tt.n_rows) for t, tt in zip(tables, tokens.table_tokens)]
 
     encoder = RowEncoder(tokens, config.dim).to(dev)
-    gnn = HeteroGNN(gs.metadata(), config.dim, config.hidden).to(dev)
+    gnn = ClusterGNN(gs.metadata(), config.dim, config.hidden).to(dev)
     heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in ks).to(dev)
     opt = torch.optim.Adam([*encoder.parameters(), *gnn.parameters()], lr=config.lr)
     adj = gnn.adjacency(graph, dev)

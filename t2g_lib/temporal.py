@@ -15,29 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from relbench.base import Database
 from torch_geometric.data import HeteroData
 
 from t2g_lib.graph import EdgeType, GraphSchema, Relation, fkey_index
+from t2g_lib.timestamps import to_seconds
 
 UNTIMED = np.iinfo(np.int64).min
 """``time`` of a node whose table has no time column (it is visible at every seed time)."""
 
 NO_TIME_LIMIT = np.iinfo(np.int64).max
 """Seed time that disables the temporal filter (for rows of timeless tables)."""
-
-
-def to_seconds(values: pd.Series | np.ndarray) -> np.ndarray:
-    """Timestamps as int64 seconds since the epoch, whatever the datetime64 unit.
-
-    ``astype("int64")`` on a pandas datetime column returns its *native* unit (ns, us or s
-    depending on how the parquet file was written), so the unit is fixed first. NaT maps to
-    ``UNTIMED``.
-    """
-    ts = pd.to_datetime(pd.Series(values)).to_numpy()
-    return ts.astype("datetime64[s]").astype(np.int64)
 
 
 @dataclass

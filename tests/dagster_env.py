@@ -41,6 +41,16 @@ class Env:
             raise_on_error=raise_on_error,
         )
 
+    def stages(self, *groups: str) -> list[str]:
+        """The assets of asset groups, in dependency order (stage lists come from the groups)."""
+        from t2g_cli.runner import group_stages
+
+        defs = self.defs()
+        graph = defs.resolve_asset_graph()
+        wanted = set().union(*(group_stages(defs, g) for g in groups))
+        return [k.to_user_string() for k in graph.toposorted_asset_keys
+                if k.to_user_string() in wanted and graph.get(k).is_materializable]
+
     def register(self, database: str, task_budgets: list[str] = ()) -> None:
         register(self.instance, database, list(task_budgets))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 from relbench.manifest import TableSpec
 
 from dagster_env import Env, check_results
@@ -13,8 +13,6 @@ from shop import SPECS, make_shop
 from t2g_lib.data.format import write_dataset
 from t2g_assets.partitions import task_partition_key
 
-DB_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
-TASK_STAGES = ["sbm_structure", "distilled_features", "evaluation_scores", "distilled_database"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +21,7 @@ def env(tmp_path_factory):
     make_shop(tmp / "data" / "shop")
     e = Env(tmp / "data", tmp / "storage", DagsterInstance.ephemeral())
     e.register("shop", ["churn@0.1", "churn@n6"])
-    assert e.run(DB_STAGES, "shop", raise_on_error=True).success
+    assert e.run(e.stages("database"), "shop", raise_on_error=True).success
     return e
 
 
@@ -31,7 +29,7 @@ def test_distillation_chain_two_budgets_coexist(env):
     sizes = {}
     for budget in ("0.1", "n6"):
         key = task_partition_key("shop", "churn", budget)
-        result = env.run(["sbm_structure", "distilled_features"], key, raise_on_error=True)
+        result = env.run(env.stages("distillation"), key, raise_on_error=True)
         graph = result.output_for_node("distilled_features").graph
         sizes[budget] = graph.num_nodes()
         for rel in graph.schema.relations:
@@ -48,12 +46,16 @@ def materialized(result) -> set[str]:
 def test_evaluation_that_clears_the_utility_gate_publishes(env):
     lenient = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": -1e9})
     key = task_partition_key("shop", "churn", "0.1")
-    result = lenient.run(["evaluation_scores", "distilled_database"], key, raise_on_error=True)
+    result = lenient.run(env.stages("evaluation", "publication"), key, raise_on_error=True)
     checks = check_results(result, "evaluation_scores")
     assert checks == {"no_temporal_leakage": True, "utility_retention": True}
     assert {"evaluation_scores", "distilled_database"} <= materialized(result)
-    methods = set(result.output_for_node("evaluation_scores")["method"])
-    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= methods
+    scores = result.output_for_node("evaluation_scores")
+    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= set(scores["method"])
+    mat = [m for m in result.get_asset_materialization_events() if m.asset_key == AssetKey("evaluation_scores")][0]
+    table = mat.materialization.metadata["scores"]  # a sortable table in the UI, one row per method
+    assert len(table.records) == len(scores)
+    assert {c.name: c.type for c in table.schema.columns}["value"] == "float"
     defs = lenient.defs()
     published = defs.load_asset_value("distilled_database", instance=env.instance, partition_key=key)
     assert published.folder == env.storage_dir / "shop" / "tasks" / "churn@0.1" / "distilled_database"
@@ -65,7 +67,7 @@ def test_evaluation_that_clears_the_utility_gate_publishes(env):
 def test_utility_gate_below_floor_stops_publication(env):
     strict = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": 1e9})
     key = task_partition_key("shop", "churn", "n6")
-    result = strict.run(["evaluation_scores", "distilled_database"], key)
+    result = strict.run(env.stages("evaluation", "publication"), key)
     assert not result.success
     evaluation = [e for e in result.get_asset_check_evaluations() if e.check_name == "utility_retention"][0]
     assert evaluation.passed is False and "floor 1000000000.0" in evaluation.description
@@ -90,8 +92,8 @@ def test_a_label_older_than_its_entity_fails_the_leakage_gate(tmp_path):
 
     leaky = Env(data, tmp_path / "storage", DagsterInstance.ephemeral())
     leaky.register("shop", ["churn@n6"])
-    assert leaky.run(DB_STAGES, "shop", raise_on_error=True).success
-    result = leaky.run(TASK_STAGES, task_partition_key("shop", "churn", "n6"))
+    assert leaky.run(leaky.stages("database"), "shop", raise_on_error=True).success
+    result = leaky.run(leaky.stages("distillation", "evaluation", "publication"), task_partition_key("shop", "churn", "n6"))
     assert not result.success
     check = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_temporal_leakage"][0]
     joined = tables["customers"].loc[entity, "joined"]

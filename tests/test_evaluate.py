@@ -106,10 +106,10 @@ def test_evaluate_methods_builds_the_score_table() -> None:
 
 
 def test_full_data_scores_are_reused_by_a_second_budget(tmp_path) -> None:
-    from t2g_lib.full_cache import FullRunCache, labels_digest, run_key
+    from t2g_lib.full_cache import FullRunCache, labels_digest, cache_key
 
     fx = make_fixture("binary")
-    key = run_key(labels=labels_digest(fx.train, fx.val, fx.test), epochs=3)
+    key = cache_key(labels=labels_digest(fx.train, fx.val, fx.test), epochs=3)
     lines: list[str] = []
     first = _evaluate(fx, {"t2g": make_graph(fx)}, full_cache=FullRunCache(tmp_path, key), log=lines.append)
     assert any("training on the full database" in line for line in lines)
@@ -121,7 +121,7 @@ def test_full_data_scores_are_reused_by_a_second_budget(tmp_path) -> None:
     pd.testing.assert_frame_equal(first[first.method == FULL][cols], again[again.method == FULL][cols])
     # Other labels, another key: nothing is reused.
     changed = fx.train.assign(y=1 - fx.train["y"])
-    assert run_key(labels=labels_digest(changed, fx.val, fx.test), epochs=3) != key
+    assert cache_key(labels=labels_digest(changed, fx.val, fx.test), epochs=3) != key
 
 
 @pytest.mark.parametrize("task_type", ["multiclass_classification", "regression"])

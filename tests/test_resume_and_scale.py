@@ -17,7 +17,6 @@ from shop import make_shop
 from t2g_assets.partitions import task_partition_key, task_partitions
 
 TESTS = str(Path(__file__).parent)
-DB_STAGES = ["raw_tables", "validated_schema", "column_tokens", "cluster_pretraining"]
 
 
 @pytest.fixture()
@@ -31,7 +30,7 @@ def env(tmp_path):
 
 
 def test_failed_run_reexecutes_from_failure_without_recomputing(env, monkeypatch):
-    assert env.run(DB_STAGES, "shop", raise_on_error=True).success
+    assert env.run(env.stages("database"), "shop", raise_on_error=True).success
     job = build_reconstructable_job(
         "job_builders", "task_job", (str(env.data_dir), str(env.storage_dir)), reconstructor_working_directory=TESTS
     )
@@ -72,4 +71,4 @@ def test_database_chain_runs_on_a_two_worker_dask_cluster(env):
         with execute_job(job, env.instance, tags={"dagster/partition": "shop"}, raise_on_error=True) as result:
             assert result.success
             materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
-    assert set(DB_STAGES) <= materialized
+    assert set(env.stages("database")) <= materialized

@@ -18,6 +18,7 @@ from t2g_lib.schema import DatabaseSchema
 from t2g_lib.tokens import TokenizedDatabase
 
 from t2g_assets.configs import PretrainParams, pretrain_config
+from t2g_assets.metadata import frame_table
 from t2g_assets.partitions import database_partitions
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -54,6 +55,8 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
     """The dataset folder's tables loaded into DuckDB, one schema per database."""
     from t2g_lib.data.duck import schema_name, write_tables
     from t2g_lib.data.format import read_tables, validate_dataset_folder
+    import pandas as pd
+
     from t2g_lib.data.registry import fingerprint_dataset, list_tasks
 
     database = context.partition_key
@@ -65,9 +68,8 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
     fingerprint = fingerprint_dataset(path)
     rows = {name: len(df) for name, df in tables.items()}
     context.log.info(f"loaded {len(tables)} tables, {sum(rows.values())} rows into {schema_name(database)}")
-    table_md = "| table | rows | columns |\n|---|---:|---:|\n" + "\n".join(
-        f"| {name} | {len(df)} | {df.shape[1]} |" for name, df in tables.items()
-    )
+    sizes = pd.DataFrame({"table": list(tables), "rows": [len(df) for df in tables.values()],
+                          "columns": [df.shape[1] for df in tables.values()]})
     return Output(
         {"manifest": manifest.to_dict(), "fingerprint": fingerprint, "tasks": list_tasks(path), "path": str(path)},
         metadata={
@@ -75,7 +77,7 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
             "source_fingerprint": fingerprint,
             "total_rows": sum(rows.values()),
             "num_tables": len(tables),
-            "tables": MetadataValue.md(table_md),
+            "tables": frame_table(sizes),
         },
         data_version=None,
     )

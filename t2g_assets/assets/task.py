@@ -12,13 +12,15 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
+from t2g_lib.baselines import BaselineGraphs
 from t2g_lib.export import DistilledDatabase
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.krr import Distillation
 from t2g_lib.pretrain import PretrainResult
 
 from t2g_assets.assets.database import load_snapshot
-from t2g_assets.configs import KRRParams, krr_config
+from t2g_assets.configs import AblationParams, KRRParams, krr_config
+from t2g_assets.metadata import frame_table
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -79,44 +81,82 @@ def sbm_structure(
     )
 
 
+def _krr_asset(name: str, group: str, params: type, description: str, **fixed: float):
+    """A KRR distillation stage: T2G itself, or an ablation with some knobs ``fixed``."""
+
+    @asset(
+        name=name,
+        description=description,
+        code_version=CODE_VERSION,
+        partitions_def=task_partitions,
+        group_name=group,
+        ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
+        kinds={"pytorch"},
+    )
+    def _stage(
+        context: AssetExecutionContext,
+        config: params,
+        settings: T2GSettings,
+        device: ComputeDevice,
+        duckdb: DuckDBResource,
+        raw_tables: dict,
+        cluster_pretraining: PretrainResult,
+        sbm_structure: SyntheticGraph,
+    ) -> Output[Distillation]:
+        from t2g_lib.krr import distill_features
+
+        task = load_task(context, settings, raw_tables)
+        db = load_snapshot(duckdb, partition(context)[0], raw_tables)
+        pre = cluster_pretraining
+        graph, history = distill_features(
+            sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
+            krr_config(config, settings.seed, **fixed), device=device.torch_device(), log=context.log.info,
+        )
+        return Output(
+            Distillation(graph, history),
+            metadata={
+                "distill_seconds": history["seconds"],
+                "best_step": history["best_step"],
+                "val_score_start": history["start_score"],
+                "val_score_best": history["best_score"],
+                "payload_bytes": graph.nbytes(),
+            },
+        )
+
+    return _stage
+
+
+distilled_features = _krr_asset(
+    "distilled_features", "distillation", KRRParams,
+    "KRR-distilled synthetic features and soft labels (closed-form ridge, one optimizer).",
+)
+ablation_features = _krr_asset(
+    "ablation_features", "evaluation", AblationParams,
+    "The ablation: KRR distillation of the same structure without the pseudo-label term.", beta=0.0,
+)
+
+
 @asset(
     code_version=CODE_VERSION,
     partitions_def=task_partitions,
-    group_name="distillation",
+    group_name="evaluation",
     ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
-    kinds={"pytorch"},
 )
-def distilled_features(
+def baseline_graphs(
     context: AssetExecutionContext,
-    config: KRRParams,
     settings: T2GSettings,
-    device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
     cluster_pretraining: PretrainResult,
     sbm_structure: SyntheticGraph,
-) -> Output[Distillation]:
-    """KRR-distilled synthetic features and soft labels (closed-form ridge, one optimizer)."""
-    from t2g_lib.krr import distill_features
+) -> Output[BaselineGraphs]:
+    """What T2G is compared with at its budget: the centroid start and three coresets."""
+    from t2g_lib.baselines import build_baselines
 
-    database = partition(context)[0]
     task = load_task(context, settings, raw_tables)
-    db = load_snapshot(duckdb, database, raw_tables)
-    pre = cluster_pretraining
-    graph, history = distill_features(
-        sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
-        krr_config(config, settings.seed), device=device.torch_device(), log=context.log.info,
-    )
-    return Output(
-        Distillation(graph, history),
-        metadata={
-            "distill_seconds": history["seconds"],
-            "best_step": history["best_step"],
-            "val_score_start": history["start_score"],
-            "val_score_best": history["best_score"],
-            "payload_bytes": graph.nbytes(),
-        },
-    )
+    db = load_snapshot(duckdb, partition(context)[0], raw_tables)
+    built = build_baselines(db, cluster_pretraining, sbm_structure, task, settings.seed, log=context.log.info)
+    return Output(built, metadata={f"{name}_seconds": s for name, s in built.seconds.items()})
 
 
 @asset(
@@ -137,14 +177,16 @@ def evaluation_scores(
     duckdb: DuckDBResource,
     raw_tables: dict,
     cluster_pretraining: PretrainResult,
-    sbm_structure: SyntheticGraph,
     distilled_features: Distillation,
+    ablation_features: Distillation,
+    baseline_graphs: BaselineGraphs,
 ):
     """GNNs trained on the distilled graph vs the full database and coreset baselines.
 
     Two blocking checks gate publication: no training label saw a row from after its
     timestamp, and T2G keeps at least ``utility_floor`` of the full-data utility.
     """
+    from t2g_lib.evaluate import COLUMNS as SCORE_COLUMNS
     from t2g_lib.evaluate import scores_markdown
     from t2g_lib.plots import plot_metric_vs_compression
     from t2g_lib.protocol import EvalSetup, run_evaluation
@@ -155,8 +197,9 @@ def evaluation_scores(
         db=load_snapshot(duckdb, database, raw_tables),
         task=task,
         pretraining=cluster_pretraining,
-        structure=sbm_structure,
         distilled=distilled_features,
+        ablation=ablation_features,
+        baselines=baseline_graphs,
         models=list(settings.eval_models),
         epochs=settings.eval_epochs,
         epochs_distilled=settings.eval_epochs_distilled,
@@ -167,7 +210,8 @@ def evaluation_scores(
     )
     report = run_evaluation(setup)
     metadata = {
-        "scores": MetadataValue.md(scores_markdown(report.scores)),
+        "scores": frame_table(report.scores[SCORE_COLUMNS]),
+        "scores_markdown": MetadataValue.md(scores_markdown(report.scores)),
         "t2g_retention_best_model": report.t2g_retention,
     }
     if len(report.scores):
@@ -225,7 +269,7 @@ def _b64(data: bytes) -> str:
 @asset(
     code_version=CODE_VERSION,
     partitions_def=task_partitions,
-    group_name="evaluation",
+    group_name="publication",
     ins={"raw_tables": AssetIn(**DB_INPUT)},
     deps=["evaluation_scores"],
     kinds={"duckdb", "parquet"},
