@@ -33,12 +33,11 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
-from t2g_lib.propagate import propagate, propagate_all
+from t2g_lib.krr_real import RealSide, embed_real, pseudo_label_sides
+from t2g_lib.label_space import LabelSpace
+from t2g_lib.propagate import propagate_all
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, to_seconds
-
-_PROB_EPS = 1e-3
-
 
 @dataclass
 class KRRConfig:
@@ -156,48 +155,17 @@ def init_from_centroids(
     )
 
 
-@dataclass
-class _RealSide:
-    """Fixed embeddings of a pool of real rows, centred and scaled by their own statistics."""
-
-    z: torch.Tensor
-    target: torch.Tensor
-    mean: torch.Tensor
-    scale: torch.Tensor
-
-    @classmethod
-    def build(cls, z: torch.Tensor, target: torch.Tensor) -> "_RealSide":
-        # Centre and rescale (one scalar, not per column: near-constant columns would blow
-        # up). Propagated embeddings share a large common offset; without centring the
-        # normalised NTK sees every pair of rows as nearly parallel.
-        mean = z.mean(0, keepdim=True)
-        scale = ((z - mean).pow(2).sum(1).mean().sqrt() / z.shape[1] ** 0.5).clamp(min=1e-8)
-        return cls((z - mean) / scale, target, mean, scale)
-
-    def normalise(self, z_syn: torch.Tensor) -> torch.Tensor:
-        return (z_syn - self.mean) / self.scale
-
-
-def _embed_real(
-    sampler: TemporalSampler,
-    table: str,
-    rows: np.ndarray,
-    times: np.ndarray,
-    feats: dict[str, torch.Tensor],
-    hops: int,
-    batch: int,
-    device: torch.device,
-) -> torch.Tensor:
-    """Propagated representation of real rows, each seen from its own seed time."""
-    nt = sampler.schema.node_type(table)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(rows), batch):
-            sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats)
-            out.append(propagate(sub.to(device), hops, nt, len(rows[i : i + batch])))
-    if not out:
-        return torch.zeros(0, (hops + 1) * feats[table].shape[1], device=device)
-    return torch.cat(out)
+def _labelled(task: TaskData, kind) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
+    """Train and val labels with a target, and the class count of a multiclass task."""
+    train = task.train.dropna(subset=[task.target_col]).reset_index(drop=True)
+    val = task.val.dropna(subset=[task.target_col]).reset_index(drop=True)
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError("KRR distillation needs labelled train and val rows")
+    if kind == BINARY and val[task.target_col].nunique() < 2:
+        raise ValueError("the val labels hold a single class: AUROC, the selection score, is undefined")
+    if kind != MULTICLASS:
+        return train, val, None
+    return train, val, int(max(train[task.target_col].max(), val[task.target_col].max())) + 1
 
 
 def distill_features(
@@ -227,9 +195,8 @@ def distill_features(
     """
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
-    entity_table, entity_col, time_col, target_col = task.entity_table, task.entity_col, task.time_col, task.target_col
-    if structure.target_table != entity_table:
-        raise ValueError(f"structure targets {structure.target_table!r}, task {entity_table!r}")
+    if structure.target_table != task.entity_table:
+        raise ValueError(f"structure targets {structure.target_table!r}, task {task.entity_table!r}")
     started = _time.perf_counter()
     dev = torch.device(device)
     gs = structure.schema
@@ -238,87 +205,38 @@ def distill_features(
     kernel: Kernel = get_kernel(config.kernel, **config.kernel_params)
     sampler = TemporalSampler(db, config.num_neighbors)
     feats = {t: torch.as_tensor(np.asarray(features[t]), dtype=torch.float32) for t in gs.tables}
-    ent_nt = gs.node_type(entity_table)
+    ent_nt = gs.node_type(task.entity_table)
 
-    def embed(table: str, rows: np.ndarray, times: np.ndarray, batch: int) -> torch.Tensor:
-        return _embed_real(sampler, table, rows, times, feats, config.hops, batch, dev)
+    def embed(table: str, rows: np.ndarray, times: np.ndarray) -> torch.Tensor:
+        return embed_real(sampler, table, rows, times, feats, config.hops, config.batch_size, dev)
 
     # --- task targets and the centroid start
-    train = task.train.dropna(subset=[target_col]).reset_index(drop=True)
-    val = task.val.dropna(subset=[target_col]).reset_index(drop=True)
+    train, val, num_classes = _labelled(task, kind)
     multiclass = kind == MULTICLASS
-    num_classes = (
-        int(max(train[target_col].max(), val[target_col].max())) + 1 if multiclass else None
-    )
-    if len(train) == 0 or len(val) == 0:
-        raise ValueError("KRR distillation needs labelled train and val rows")
-    if kind == BINARY and val[target_col].nunique() < 2:
-        raise ValueError("the val labels hold a single class: AUROC, the selection score, is undefined")
-    train_ent = train[entity_col].to_numpy(dtype=np.int64)
-    train_time = to_seconds(train[time_col])
-    targets = label_targets(train, target_col, kind, num_classes)
-    ent_blocks = np.asarray(pseudo_labels[entity_table], dtype=np.int64)[train_ent]
+    train_ent = train[task.entity_col].to_numpy(dtype=np.int64)
+    train_time = to_seconds(train[task.time_col])
+    targets = label_targets(train, task.target_col, kind, num_classes)
+    ent_blocks = np.asarray(pseudo_labels[task.entity_table], dtype=np.int64)[train_ent]
     start = init_from_centroids(
         structure, centroids, (ent_blocks, targets), config.seed, config.init_noise
     )
-    y_mean = float(targets.mean()) if kind == REGRESSION else 0.0
-    y_std = float(targets.std()) if kind == REGRESSION else 1.0
-    y_std = y_std if y_std > 0 else 1.0
-
-    def to_param(y: np.ndarray) -> np.ndarray:
-        """Synthetic labels in the space KRR regresses: logits, or standardised values."""
-        if kind == REGRESSION:
-            return (y - y_mean) / y_std
-        p = np.clip(y, _PROB_EPS, 1 - _PROB_EPS)
-        return np.log(p / (1 - p)) if kind == BINARY else np.log(p)
-
-    def from_param(y: torch.Tensor) -> np.ndarray:
-        if kind == REGRESSION:
-            return (y * y_std + y_mean).cpu().numpy()
-        if kind == BINARY:
-            return torch.sigmoid(y).cpu().numpy()
-        return torch.softmax(y, dim=1).cpu().numpy()
+    space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
     pool = rng.permutation(len(train))[: min(len(train), config.steps * config.batch_size)]
-    y_train = train[target_col].to_numpy()[pool]
-    if kind == REGRESSION:
-        y_train = (y_train - y_mean) / y_std
+    y_train = space.standardise(train[task.target_col].to_numpy()[pool])
     y_train = y_train.astype(np.int64 if multiclass else np.float32)
-    task_side = _RealSide.build(
-        embed(entity_table, train_ent[pool], train_time[pool], config.batch_size),
-        torch.as_tensor(y_train, device=dev),
+    task_side = RealSide.build(
+        embed(task.entity_table, train_ent[pool], train_time[pool]), torch.as_tensor(y_train, device=dev)
     )
-    val_ent = val[entity_col].to_numpy(dtype=np.int64)
     z_val = task_side.normalise(
-        embed(entity_table, val_ent, to_seconds(val[time_col]), config.batch_size)
+        embed(task.entity_table, val[task.entity_col].to_numpy(dtype=np.int64), to_seconds(val[task.time_col]))
     )
-    y_val = val[target_col].to_numpy()
-
-    t_cut = int(train_time.max())
-    pseudo_sides: dict[str, tuple[_RealSide, torch.Tensor]] = {}
-    if config.beta > 0:
-        for table in gs.tables:
-            blocks = structure.blocks.get(table)
-            if table not in pseudo_labels or blocks is None or len(np.unique(blocks)) < 2:
-                continue  # nothing to tell apart
-            own = sampler.times[table]
-            rows = (
-                np.arange(sampler.num_rows[table]) if own is None else np.flatnonzero(own <= t_cut)
-            )
-            size = min(len(rows), config.pseudo_batch_size * config.pseudo_pool_batches)
-            if size == 0:
-                continue
-            rows = np.sort(pseudo_rng.choice(rows, size=size, replace=False))
-            seed_time = np.full(size, t_cut, dtype=np.int64) if own is None else own[rows]
-            labels = np.asarray(pseudo_labels[table], dtype=np.int64)[rows]
-            support = F.one_hot(
-                torch.as_tensor(np.asarray(blocks, dtype=np.int64), device=dev),
-                num_classes=len(centroids[table]),
-            ).float()
-            z_real = embed(table, rows, seed_time, config.batch_size)
-            side = _RealSide.build(z_real, torch.as_tensor(labels, device=dev))
-            pseudo_sides[gs.node_type(table)] = (side, support)
+    y_val = val[task.target_col].to_numpy()
+    pseudo_sides = {} if config.beta <= 0 else pseudo_label_sides(
+        structure, pseudo_labels, {t: len(c) for t, c in centroids.items()}, sampler, embed,
+        int(train_time.max()), config.pseudo_batch_size * config.pseudo_pool_batches, pseudo_rng, dev,
+    )
 
     # --- synthetic side, learnable
     syn = start.to_hetero().to(dev)
@@ -326,7 +244,7 @@ def distill_features(
         gs.node_type(t): torch.nn.Parameter(torch.as_tensor(start.x[t], device=dev))
         for t in gs.tables
     }
-    y0 = to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
+    y0 = space.to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
     y_syn = torch.nn.Parameter(torch.as_tensor(y0, device=dev))
     opt = torch.optim.Adam([*x_syn.values(), y_syn], lr=config.lr)
 
@@ -345,9 +263,7 @@ def distill_features(
                 for i in range(0, len(z_val), config.batch_size)
             ])
         pred_np = (pred if multiclass else pred.squeeze(1)).cpu().numpy()
-        if kind == REGRESSION:
-            pred_np = pred_np * y_std + y_mean
-        return score(kind, y_val, pred_np)[metric]
+        return score(kind, y_val, space.to_target_units(pred_np))[metric]
 
     def snapshot() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone()
@@ -397,7 +313,7 @@ def distill_features(
     out = SyntheticGraph(
         gs, structure.target_table,
         {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables},
-        copy.deepcopy(structure.parents), from_param(best_y).astype(np.float32),
+        copy.deepcopy(structure.parents), space.from_param(best_y).astype(np.float32),
         copy.deepcopy(structure.blocks),
     )
     history.update(best_step=best_step, best_score=best_score,

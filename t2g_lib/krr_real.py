@@ -1,0 +1,101 @@
+"""The real side of KRR distillation: fixed embeddings of real rows, computed once.
+
+Real rows are embedded by sampling their temporal subtree and running the fixed propagation;
+real features are frozen, so these embeddings never change during distillation. The task
+side holds labelled training rows; a pseudo-label side per table holds real rows with their
+cluster (the pretraining's pseudo-label), which the synthetic blocks must reproduce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.propagate import propagate
+from t2g_lib.temporal import TemporalSampler
+
+
+@dataclass
+class RealSide:
+    """Fixed embeddings of a pool of real rows, centred and scaled by their own statistics."""
+
+    z: torch.Tensor
+    target: torch.Tensor
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    @classmethod
+    def build(cls, z: torch.Tensor, target: torch.Tensor) -> "RealSide":
+        # Centre and rescale (one scalar, not per column: near-constant columns would blow
+        # up). Propagated embeddings share a large common offset; without centring the
+        # normalised NTK sees every pair of rows as nearly parallel.
+        mean = z.mean(0, keepdim=True)
+        scale = ((z - mean).pow(2).sum(1).mean().sqrt() / z.shape[1] ** 0.5).clamp(min=1e-8)
+        return cls((z - mean) / scale, target, mean, scale)
+
+    def normalise(self, z_syn: torch.Tensor) -> torch.Tensor:
+        return (z_syn - self.mean) / self.scale
+
+
+def embed_real(
+    sampler: TemporalSampler,
+    table: str,
+    rows: np.ndarray,
+    times: np.ndarray,
+    feats: dict[str, torch.Tensor],
+    hops: int,
+    batch: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Propagated representation of real rows, each seen from its own seed time."""
+    nt = sampler.schema.node_type(table)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats)
+            out.append(propagate(sub.to(device), hops, nt, len(rows[i : i + batch])))
+    if not out:
+        return torch.zeros(0, (hops + 1) * feats[table].shape[1], device=device)
+    return torch.cat(out)
+
+
+def pseudo_label_sides(
+    structure: SyntheticGraph,
+    pseudo_labels: dict[str, np.ndarray],
+    n_clusters: dict[str, int],
+    sampler: TemporalSampler,
+    embed,
+    t_cut: int,
+    size: int,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> dict[str, tuple[RealSide, torch.Tensor]]:
+    """Per node type: up to ``size`` real rows stamped by ``t_cut`` (seen from their own time,
+    or from ``t_cut`` when untimed) with their clusters, and the synthetic nodes' block one-hots.
+
+    Tables without pseudo-labels or with fewer than two synthetic blocks are skipped: there
+    is nothing to tell apart. ``embed(table, rows, seed_times)`` embeds real rows.
+    """
+    sides: dict[str, tuple[RealSide, torch.Tensor]] = {}
+    for table in structure.schema.tables:
+        blocks = structure.blocks.get(table)
+        if table not in pseudo_labels or blocks is None or len(np.unique(blocks)) < 2:
+            continue
+        own = sampler.times[table]
+        rows = np.arange(sampler.num_rows[table]) if own is None else np.flatnonzero(own <= t_cut)
+        take = min(len(rows), size)
+        if take == 0:
+            continue
+        rows = np.sort(rng.choice(rows, size=take, replace=False))
+        seed_time = np.full(take, t_cut, dtype=np.int64) if own is None else own[rows]
+        labels = np.asarray(pseudo_labels[table], dtype=np.int64)[rows]
+        support = F.one_hot(
+            torch.as_tensor(np.asarray(blocks, dtype=np.int64), device=device), num_classes=n_clusters[table]
+        ).float()
+        side = RealSide.build(embed(table, rows, seed_time), torch.as_tensor(labels, device=device))
+        sides[structure.schema.node_type(table)] = (side, support)
+    return sides
