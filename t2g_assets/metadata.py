@@ -21,7 +21,9 @@ def _column_type(dtype) -> str:
 def _cell(value, kind: str):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return {"int": int, "float": float, "bool": bool}.get(kind, str)(value)
+    if kind == "float":
+        return round(float(value), 4)  # what a person compares; the stored value keeps every digit
+    return {"int": int, "bool": bool}.get(kind, str)(value)
 
 
 def frame_table(df: pd.DataFrame):
