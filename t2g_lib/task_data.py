@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from relbench.manifest import TaskManifest
 
 
 @dataclass
@@ -23,29 +24,34 @@ class TaskData:
     test: pd.DataFrame
 
 
-def load_task_data(dataset_path: Path, task_name: str) -> TaskData:
-    """Labels of every split (test unmasked: evaluation needs its targets)."""
+SPLITS = ("train", "val", "test")
+
+
+def read_task_labels(dataset_path: Path) -> dict[str, tuple[dict, dict[str, pd.DataFrame]]]:
+    """Every task of a dataset folder: its manifest (as a dict) and its stored label tables.
+
+    What ``raw_tables`` snapshots next to the tables, so that every later stage reads the
+    labels and manifests of the same moment as the rows.
+    """
     import relbench
 
-    from t2g_lib.data.format import validate_dataset_folder
+    from t2g_lib.data.registry import list_tasks
 
-    # Structure only: key and time values were judged by validated_schema, whose bounds
-    # (e.g. a few dangling foreign keys) every later stage accepts.
-    validate_dataset_folder(dataset_path, check_contents=False)
-    ds = relbench.load_dataset(dataset_path)
-    task = ds.load_task(task_name)
-    splits = {s: task.get_table(s, mask_input_cols=False).df.reset_index(drop=True) for s in ("train", "val", "test")}
-    return TaskData(
-        name=task_name,
-        task_type=task.task_type.value,
-        entity_table=task.entity_table,
-        entity_col=task.entity_col,
-        time_col=task.time_col,
-        target_col=task.target_col,
-        train=splits["train"],
-        val=splits["val"],
-        test=splits["test"],
-    )
+    ds = relbench.load_dataset(dataset_path)  # stored labels only: validation judges them
+    out = {}
+    for name in list_tasks(dataset_path):
+        task = ds.load_task(name)
+        manifest = TaskManifest.load(Path(dataset_path) / "tasks" / name / "manifest.yaml")
+        out[name] = (manifest.to_dict(), {s: task.get_table(s, mask_input_cols=False).df for s in SPLITS})
+    return out
+
+
+def task_from_snapshot(name: str, manifest: dict, labels: dict[str, pd.DataFrame]) -> TaskData:
+    """The task object of one snapshotted task (labels of every split, test unmasked)."""
+    tm = TaskManifest.from_dict(manifest)
+    splits = {s: labels[s].reset_index(drop=True) for s in SPLITS}
+    return TaskData(name, tm.task_type, tm.entity_table, tm.entity_col, tm.time_col, tm.target_col,
+                    splits["train"], splits["val"], splits["test"])
 
 
 def parse_budget(budget: str) -> dict:
@@ -67,23 +73,19 @@ def parse_budget(budget: str) -> dict:
         ) from None
 
 
-def check_task_labels(dataset_path: Path, db) -> "CheckResult":
+def check_task_labels(tasks: dict[str, tuple[dict, dict[str, pd.DataFrame]]], db) -> "CheckResult":
     """The ``task_labels`` check: every task's label tables reference existing entities.
 
-    One result over all tasks of the database, so a database-level gate covers them all.
+    One result over all tasks of the database (``read_task_labels``' snapshot), so a
+    database-level gate covers them all.
     """
-    import relbench
-
-    from t2g_lib.data.registry import list_tasks
     from t2g_lib.validation import CheckResult, check_labels
 
-    ds = relbench.load_dataset(dataset_path)  # stored labels only: the database may be broken
     results = []
-    for name in list_tasks(dataset_path):
-        task = ds.load_task(name)
-        tables = {s: task.get_table(s, mask_input_cols=False).df for s in ("train", "val", "test")}
-        n_entities = len(db.table_dict[task.entity_table].df)
-        results.append(check_labels(tables, n_entities, task.entity_col, task.time_col, task.target_col, name))
+    for name, (manifest, labels) in tasks.items():
+        tm = TaskManifest.from_dict(manifest)
+        n_entities = len(db.table_dict[tm.entity_table].df)
+        results.append(check_labels(labels, n_entities, tm.entity_col, tm.time_col, tm.target_col, name))
     failed = [r for r in results if not r.passed]
     return CheckResult(
         check="task_labels",
@@ -95,20 +97,15 @@ def check_task_labels(dataset_path: Path, db) -> "CheckResult":
     )
 
 
-def hidden_columns(dataset_path: Path) -> set[tuple[str, str]]:
-    """Columns any task of the database must not see (its manifest's ``remove_columns``).
+def hidden_columns(manifests: dict[str, dict]) -> set[tuple[str, str]]:
+    """Columns any task of the database must not see (its manifests' ``remove_columns``).
 
     Tokens and pretraining are shared by all tasks of a database, so they leave out the
     union: a column that leaks one task's label is never a feature.
     """
-    from relbench.manifest import TaskManifest
-
-    from t2g_lib.data.registry import list_tasks
-
     hidden: set[tuple[str, str]] = set()
-    for name in list_tasks(dataset_path):
-        tm = TaskManifest.load(Path(dataset_path) / "tasks" / name / "manifest.yaml")
-        hidden |= {(str(t), str(c)) for t, c in tm.remove_columns}
+    for manifest in manifests.values():
+        hidden |= {(str(t), str(c)) for t, c in TaskManifest.from_dict(manifest).remove_columns}
     return hidden
 
 

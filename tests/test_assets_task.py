@@ -106,3 +106,12 @@ def test_a_label_older_than_its_entity_fails_the_leakage_gate(tmp_path):
     }
     assert f"{seconds} s later" in check.description and "'customers'" in check.description
     assert "evaluation_scores" in materialized(result) and "distilled_database" not in materialized(result)
+
+
+def test_task_stages_read_the_labels_snapshotted_with_the_tables(env):
+    """Labels changed in the folder after raw_tables do not leak into a task-level run:
+    every stage reads the snapshot, so tables and labels are of one moment."""
+    train_file = env.data_dir / "shop" / "tasks" / "churn" / "train.parquet"
+    train_file.write_bytes(b"overwritten after the snapshot")  # reading the folder now would fail
+    result = env.run(env.stages("distillation"), task_partition_key("shop", "churn", "n6"))
+    assert result.success

@@ -44,6 +44,15 @@ def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict, parse_time_c
         return read_database(conn, database, DatasetManifest.from_dict(raw["manifest"]), parse_time_cols)
 
 
+def load_tasks(duckdb: DuckDBResource, database: str, raw: dict) -> dict[str, tuple[dict, dict]]:
+    """Every task of the snapshot: its manifest and its label tables, as ``raw_tables`` stored them."""
+    from t2g_lib.data.duck import read_labels
+    from t2g_lib.task_data import SPLITS
+
+    with duckdb.get_connection() as conn:
+        return {name: (tm, read_labels(conn, database, name, list(SPLITS))) for name, tm in raw["tasks"].items()}
+
+
 @asset(
     code_version=CODE_VERSION,
     partitions_def=database_partitions,
@@ -52,26 +61,31 @@ def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict, parse_time_c
     kinds={"duckdb"},
 )
 def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource) -> Output[dict]:
-    """The dataset folder's tables loaded into DuckDB, one schema per database."""
-    from t2g_lib.data.duck import schema_name, write_tables
-    from t2g_lib.data.format import read_tables, validate_dataset_folder
+    """The dataset folder's tables and task labels loaded into DuckDB: the snapshot every
+    later stage reads (one schema for the tables, one for the labels)."""
     import pandas as pd
 
-    from t2g_lib.data.registry import fingerprint_dataset, list_tasks
+    from t2g_lib.data.duck import schema_name, write_labels, write_tables
+    from t2g_lib.data.format import read_tables, validate_dataset_folder
+    from t2g_lib.data.registry import fingerprint_dataset
+    from t2g_lib.task_data import read_task_labels
 
     database = context.partition_key
     path = settings.dataset_path(database)
     manifest = validate_dataset_folder(path, check_contents=False)
     tables = read_tables(path)
+    tasks = read_task_labels(path)
     with duckdb.get_connection() as conn:
         write_tables(conn, database, tables)
+        write_labels(conn, database, {name: labels for name, (_, labels) in tasks.items()})
     fingerprint = fingerprint_dataset(path)
     rows = {name: len(df) for name, df in tables.items()}
     context.log.info(f"loaded {len(tables)} tables, {sum(rows.values())} rows into {schema_name(database)}")
     sizes = pd.DataFrame({"table": list(tables), "rows": [len(df) for df in tables.values()],
                           "columns": [df.shape[1] for df in tables.values()]})
     return Output(
-        {"manifest": manifest.to_dict(), "fingerprint": fingerprint, "tasks": list_tasks(path), "path": str(path)},
+        {"manifest": manifest.to_dict(), "fingerprint": fingerprint, "path": str(path),
+         "tasks": {name: tm for name, (tm, _) in tasks.items()}},
         metadata={
             "duckdb_schema": schema_name(database),
             "source_fingerprint": fingerprint,
@@ -107,7 +121,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
     for warning in dangling_key_warnings(results):
         context.log.warning(warning)
     schema = infer_schema(parse_time_columns(db))
-    results.append(check_task_labels(settings.dataset_path(database), db))
+    results.append(check_task_labels(load_tasks(duckdb, database, raw_tables), db))
     yield Output(
         schema,
         metadata={
@@ -142,7 +156,7 @@ def column_tokens(
     from t2g_lib.tokens import tokenize_database, tokens_markdown
 
     database = context.partition_key
-    hidden = hidden_columns(settings.dataset_path(database))
+    hidden = hidden_columns(raw_tables["tasks"])
     db = drop_columns(load_snapshot(duckdb, database, raw_tables), sorted(hidden))
     tokens = tokenize_database(
         db,

@@ -35,16 +35,19 @@ def partition(context: AssetExecutionContext) -> tuple[str, str, str, str]:
     return keys["database"], task, budget, keys["task_budget"]
 
 
-def load_task(context: AssetExecutionContext, settings: T2GSettings, raw_tables: dict):
-    """The task's labels; a clear error when this database has no such task."""
-    from t2g_lib.task_data import load_task_data
+def load_task(context: AssetExecutionContext, duckdb: DuckDBResource, raw_tables: dict):
+    """The task of this partition, from the snapshot; a clear error when there is no such task."""
+    from t2g_lib.data.duck import read_labels
+    from t2g_lib.task_data import SPLITS, task_from_snapshot
 
     database, task, _, _ = partition(context)
     if task not in raw_tables["tasks"]:
         raise ValueError(
             f"database {database!r} has no task {task!r} (its tasks: {', '.join(raw_tables['tasks']) or 'none'})"
         )
-    return load_task_data(settings.dataset_path(database), task)
+    with duckdb.get_connection() as conn:
+        labels = read_labels(conn, database, task, list(SPLITS))
+    return task_from_snapshot(task, raw_tables["tasks"][task], labels)
 
 
 @asset(
@@ -64,7 +67,7 @@ def sbm_structure(
     from t2g_lib.sbm import budget_for, generate_sbm, sbm_markdown
 
     database, _, budget, _ = partition(context)
-    task = load_task(context, settings, raw_tables)
+    task = load_task(context, duckdb, raw_tables)
     db = load_snapshot(duckdb, database, raw_tables)
     budgets = budget_for(db, budget)
     pre = cluster_pretraining
@@ -105,7 +108,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: f
     ) -> Output[Distillation]:
         from t2g_lib.krr import distill_features
 
-        task = load_task(context, settings, raw_tables)
+        task = load_task(context, duckdb, raw_tables)
         db = load_snapshot(duckdb, partition(context)[0], raw_tables)
         pre = cluster_pretraining
         graph, history = distill_features(
@@ -153,7 +156,7 @@ def baseline_graphs(
     """What T2G is compared with at its budget: the centroid start and three coresets."""
     from t2g_lib.baselines import build_baselines
 
-    task = load_task(context, settings, raw_tables)
+    task = load_task(context, duckdb, raw_tables)
     db = load_snapshot(duckdb, partition(context)[0], raw_tables)
     built = build_baselines(db, cluster_pretraining, sbm_structure, task, settings.seed, log=context.log.info)
     return Output(built, metadata={f"{name}_seconds": s for name, s in built.seconds.items()})
@@ -192,7 +195,7 @@ def evaluation_scores(
     from t2g_lib.protocol import EvalSetup, run_evaluation
 
     database = partition(context)[0]
-    task = load_task(context, settings, raw_tables)
+    task = load_task(context, duckdb, raw_tables)
     setup = EvalSetup(
         db=load_snapshot(duckdb, database, raw_tables),
         task=task,
@@ -291,13 +294,13 @@ def distilled_database(
     from t2g_lib.data.duck import write_tables
 
     database, task_name, _, task_budget = partition(context)
-    load_task(context, settings, raw_tables)
+    load_task(context, duckdb, raw_tables)
     manifest = DatasetManifest.from_dict(raw_tables["manifest"])
     source = settings.dataset_path(database)
     published = DistilledDatabase(
         graph=distilled_features.graph,
         name=f"{database}-distilled-{task_budget}",
-        task_manifest=TaskManifest.load(source / "tasks" / task_name / "manifest.yaml"),
+        task_manifest=TaskManifest.from_dict(raw_tables["tasks"][task_name]),
         source_dir=source,
         val_timestamp=manifest.val_timestamp,
         test_timestamp=manifest.test_timestamp,

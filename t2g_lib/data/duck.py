@@ -10,7 +10,7 @@ import pyarrow as pa
 from relbench.base import Database, Table
 from relbench.manifest import DatasetManifest
 
-from t2g_lib.data.format import parse_time_columns
+from t2g_lib.data.format import parse_time_columns, plain_strings
 from t2g_lib.data.sql import quote_ident
 
 
@@ -63,3 +63,23 @@ def read_database(
         }
     )
     return parse_time_columns(db) if parse_time_cols else db
+
+
+def _labels_of(database: str) -> str:
+    """The pseudo-database whose schema holds ``database``'s label tables."""
+    return f"{database}__labels"
+
+
+def write_labels(
+    conn: duckdb.DuckDBPyConnection, database: str, tasks: Mapping[str, Mapping[str, pd.DataFrame]]
+) -> None:
+    """Snapshot every task's label tables (``task -> split -> frame``) beside the tables."""
+    write_tables(conn, _labels_of(database), {
+        f"{task}/{split}": plain_strings(df) for task, splits in tasks.items() for split, df in splits.items()
+    })
+
+
+def read_labels(conn: duckdb.DuckDBPyConnection, database: str, task: str, splits: list[str]) -> dict[str, pd.DataFrame]:
+    """One task's label tables as ``write_labels`` stored them."""
+    frames = read_tables(conn, _labels_of(database), [f"{task}/{s}" for s in splits])
+    return {s: frames[f"{task}/{s}"] for s in splits}

@@ -345,7 +345,7 @@ def replace_dir(tmp: Path, final: Path) -> None:
         tmp.rename(final)
 
 
-def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
+def plain_strings(df: pd.DataFrame) -> pd.DataFrame:
     # Stored as plain (object) strings: DuckDB cannot reliably ingest pandas StringDtype
     # (relbench.load._coerce_string_dtype does the same on read), and read_tables feeds DuckDB.
     cols = [c for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)]
@@ -386,7 +386,7 @@ def write_dataset(
         )
     _check_specs(manifest.tables)
     arrow = {
-        t: pa.Table.from_pandas(_plain_strings(df), preserve_index=False)
+        t: pa.Table.from_pandas(plain_strings(df), preserve_index=False)
         for t, df in tables.items()
     }
     sizes = {t: len(df) for t, df in tables.items()}
