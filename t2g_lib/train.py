@@ -146,6 +146,57 @@ def _num_classes(*labels: np.ndarray) -> int:
     return int(max(np.asarray(y, dtype=np.int64).max(initial=0) for y in labels)) + 1
 
 
+@dataclass
+class _Fit:
+    seconds: float
+    val_seconds: float
+    best: float
+    epochs: int
+    losses: list[float]
+
+
+def _fit(
+    model: HeteroGNN,
+    epochs: int,
+    train_epoch: Callable[[], float],
+    val_split: SampledSplit | None,
+    kind,
+    device,
+    *,
+    eval_every: int = 1,
+    patience: int | None = None,
+    report: Callable[[int, float, float, float], None] = lambda *_: None,
+) -> _Fit:
+    """The epoch loop both protocols share: train, score on real val every ``eval_every``
+    epochs (and at the last), keep the best checkpoint, stop after ``patience`` scored
+    epochs without improvement (never, when None). Fitting and validation are timed apart."""
+    metric, _ = primary_metric(kind)
+    best, best_state, bad = float("nan"), None, 0
+    fit_s = val_s = 0.0
+    losses: list[float] = []
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        losses.append(train_epoch())
+        fit_s += time.perf_counter() - t0
+        if val_split is None or not len(val_split) or not (epoch % eval_every == 0 or epoch == epochs):
+            continue
+        t0 = time.perf_counter()
+        value = val_split.score(model, device, kind)[metric]
+        val_s += time.perf_counter() - t0
+        report(epoch, losses[-1], value, fit_s)
+        if is_better(value, best, kind):
+            best, best_state, bad = value, copy.deepcopy(model.state_dict()), 0
+        elif patience is not None:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return _Fit(fit_s, val_s, best, epoch, losses)
+
+
 def train_full(
     model_name: str,
     db: Database,
@@ -205,14 +256,11 @@ def train_full(
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
-    best, best_state, bad = float("nan"), None, 0
-    fit_s = val_s = 0.0
-    losses: list[float] = []
     max_leak = val_split.max_leak_seconds
-    epoch = 0
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
+
+    def train_epoch() -> float:
+        """One pass over the train labels in shuffled temporal mini-batches; mean loss."""
+        nonlocal max_leak
         order = rng.permutation(len(index))
         total, count = 0.0, 0
         for start in range(0, len(order), batch_size):
@@ -227,23 +275,13 @@ def train_full(
             opt.step()
             total += loss.item() * len(rows)
             count += len(rows)
-        losses.append(total / max(count, 1))
-        fit_s += time.perf_counter() - t0
-        if not len(val_split):
-            continue
-        t0 = time.perf_counter()
-        value = val_split.score(model, device, kind)[metric]
-        val_s += time.perf_counter() - t0
-        log(f"{model_name} full-data epoch {epoch}/{epochs}: loss {losses[-1]:.4f}, val {metric} {value:.4f}, {fit_s:.0f}s")
-        if is_better(value, best, kind):
-            best, best_state, bad = value, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return TrainResult(model, fit_s, best, metric, epoch, losses, val_s, max_leak)
+        return total / max(count, 1)
+
+    def report(epoch: int, loss: float, value: float, fit_s: float) -> None:
+        log(f"{model_name} full-data epoch {epoch}/{epochs}: loss {loss:.4f}, val {metric} {value:.4f}, {fit_s:.0f}s")
+
+    fit = _fit(model, epochs, train_epoch, val_split, kind, device, patience=patience, report=report)
+    return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds, max_leak)
 
 
 def train_distilled(
@@ -294,24 +332,14 @@ def train_distilled(
     target = torch.as_tensor(y, dtype=torch.float32, device=device)
     x_dict, edge_index_dict = data.x_dict, data.edge_index_dict
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    best, best_state = float("nan"), None
-    fit_s = val_s = 0.0
-    losses: list[float] = []
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        model.train()
+
+    def train_epoch() -> float:
+        """One full-batch step on the synthetic graph; its loss."""
         loss = task_loss(kind, model(x_dict, edge_index_dict, seed_type), target)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        fit_s += time.perf_counter() - t0
-        if val_split is not None and len(val_split) and (epoch % eval_every == 0 or epoch == epochs):
-            t0 = time.perf_counter()
-            value = val_split.score(model, device, kind)[metric]
-            val_s += time.perf_counter() - t0
-            if is_better(value, best, kind):
-                best, best_state = value, copy.deepcopy(model.state_dict())
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return TrainResult(model, fit_s, best, metric, epochs, losses, val_s)
+        return loss.item()
+
+    fit = _fit(model, epochs, train_epoch, val_split, kind, device, eval_every=eval_every)
+    return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds)
