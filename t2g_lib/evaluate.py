@@ -217,7 +217,19 @@ def evaluate_methods(
 
     if not records:
         return _empty_scores(report)
-    per_seed = pd.DataFrame(records)
+    out = score_table(pd.DataFrame(records), kind, full_bytes, baseline)
+    out.attrs["leakage"] = report._asdict()
+    out.attrs["trivial_score"] = baseline
+    out.attrs["full_storage_bytes"] = full_bytes
+    return out
+
+
+def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: float) -> pd.DataFrame:
+    """Per-seed records -> one row per model x method: mean and std of the primary metric
+    over seeds, the other metrics' means, and compression, retention and speedup against
+    the same model on the full database (NaN where that model has no full-data row)."""
+    kind = task_kind(task_type)
+    metric, _ = primary_metric(kind)
     fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds"}
     extra = [c for c in per_seed.columns if c not in fixed and c != metric]
     agg = (
@@ -247,11 +259,7 @@ def evaluate_methods(
         if row.model in reference.index and row.train_seconds > 0 else math.nan
         for row in agg.itertuples()
     ]
-    out = agg[COLUMNS + extra].copy()
-    out.attrs["leakage"] = report._asdict()
-    out.attrs["trivial_score"] = baseline
-    out.attrs["full_storage_bytes"] = full_bytes
-    return out
+    return agg[COLUMNS + extra].copy()
 
 
 def _empty_scores(leakage: LeakageReport) -> pd.DataFrame:
