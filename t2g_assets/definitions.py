@@ -72,6 +72,7 @@ def build_definitions(
                 data_dir=data_dir,
                 storage_dir=storage_dir,
                 text_cache_dir=str(Path(storage_dir) / "_shared" / "text_cache"),
+                full_training_cache_dir=str(Path(storage_dir) / "_shared" / "full_training"),
                 seed=seed,
                 **settings,
             ),

@@ -16,6 +16,10 @@ class T2GSettings(ConfigurableResource):
     data_dir: str = Field(description="Folder of RelBench-format datasets (one per database).")
     storage_dir: str = Field(description="Where tensors, models and distilled databases go.")
     text_cache_dir: str = Field(description="Cache of text embeddings, shared by every database.")
+    full_training_cache_dir: str = Field(
+        description="Full-data scores shared by the budgets of a task, keyed by the features, "
+        "labels and training settings they came from."
+    )
     seed: int = Field(default=0, description="Seed of every stochastic stage.")
     max_dangling_fraction: float = Field(
         default=0.05, description="Share of foreign keys allowed to dangle before the check fails."
@@ -35,17 +39,6 @@ class T2GSettings(ConfigurableResource):
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database
-
-    def stage_dir(self, database: str, stage: str, task_budget: str | None = None) -> Path:
-        """Artifact folder of one stage for one partition; created on demand."""
-        from t2g_lib.data.format import check_name
-
-        base = Path(self.storage_dir) / check_name(database, "database")
-        if task_budget is not None:
-            base = base / "tasks" / check_name(task_budget, "task")
-        path = base / stage
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
 
 class ComputeDevice(ConfigurableResource):

@@ -1,5 +1,7 @@
 """Task-level assets, partitioned by database x "task@budget"."""
 
+from pathlib import Path
+
 
 from dagster import (
     AssetCheckResult,
@@ -209,7 +211,7 @@ def evaluation_scores(
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,
-        full_cache_dir=settings.stage_dir(database, "full_training", task.name),
+        full_cache_dir=Path(settings.full_training_cache_dir),
     )
     report = run_evaluation(setup)
     metadata = {
