@@ -34,6 +34,7 @@ def run(
 
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
+    from t2g_cli.console import quiet_console
     from t2g_cli.runner import DATABASE_JOB, TASK_JOB, chain_stages, register, run_job
     from t2g_lib.data.lahman import build_lahman
 
@@ -46,6 +47,7 @@ def run(
         defs = build_definitions(
             data_dir=str(data_dir), storage_dir=str(storage), seed=seed,
             eval_models=[m for m in models.split(",") if m], eval_epochs=epochs,
+            loggers={"console": quiet_console},  # the stages' INFO lines, not Dagster's DEBUG events
         )
         inst = DagsterInstance.ephemeral()
         register(inst, "lahman", [task_budget_key(t, r) for t in tasks for r in ratios])
