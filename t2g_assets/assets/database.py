@@ -63,35 +63,22 @@ def load_tasks(duckdb: DuckDBResource, database: str, raw: dict) -> dict[str, tu
 def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource) -> Output[dict]:
     """The dataset folder's tables and task labels loaded into DuckDB: the snapshot every
     later stage reads (one schema for the tables, one for the labels)."""
-    import pandas as pd
-
-    from t2g_lib.data.duck import schema_name, write_labels, write_tables
-    from t2g_lib.data.format import read_tables, validate_dataset_folder
-    from t2g_lib.data.registry import fingerprint_dataset
-    from t2g_lib.task_data import read_task_labels
+    from t2g_lib.data.duck import schema_name
+    from t2g_lib.data.snapshot import take_snapshot
 
     database = context.partition_key
-    path = settings.dataset_path(database)
-    manifest = validate_dataset_folder(path, check_contents=False)
-    tables = read_tables(path)
-    tasks = read_task_labels(path)
     with duckdb.get_connection() as conn:
-        write_tables(conn, database, tables)
-        write_labels(conn, database, {name: labels for name, (_, labels) in tasks.items()})
-    fingerprint = fingerprint_dataset(path)
-    rows = {name: len(df) for name, df in tables.items()}
-    context.log.info(f"loaded {len(tables)} tables, {sum(rows.values())} rows into {schema_name(database)}")
-    sizes = pd.DataFrame({"table": list(tables), "rows": [len(df) for df in tables.values()],
-                          "columns": [df.shape[1] for df in tables.values()]})
+        snap = take_snapshot(conn, database, settings.dataset_path(database))
+    total = int(snap.sizes["rows"].sum())
+    context.log.info(f"loaded {len(snap.sizes)} tables, {total} rows into {schema_name(database)}")
     return Output(
-        {"manifest": manifest.to_dict(), "fingerprint": fingerprint, "path": str(path),
-         "tasks": {name: tm for name, (tm, _) in tasks.items()}},
+        snap.summary(),
         metadata={
             "duckdb_schema": schema_name(database),
-            "source_fingerprint": fingerprint,
-            "total_rows": sum(rows.values()),
-            "num_tables": len(tables),
-            "tables": frame_table(sizes),
+            "source_fingerprint": snap.fingerprint,
+            "total_rows": total,
+            "num_tables": len(snap.sizes),
+            "tables": frame_table(snap.sizes),
         },
         data_version=None,
     )

@@ -191,9 +191,6 @@ def evaluation_scores(
     Two blocking checks gate publication: no training label saw a row from after its
     timestamp, and T2G keeps at least ``utility_floor`` of the full-data utility.
     """
-    from t2g_lib.evaluate import COLUMNS as SCORE_COLUMNS
-    from t2g_lib.evaluate import scores_markdown
-    from t2g_lib.plots import plot_metric_vs_compression
     from t2g_lib.protocol import EvalSetup, run_evaluation
 
     database = partition(context)[0]
@@ -214,17 +211,25 @@ def evaluation_scores(
         full_cache_dir=Path(settings.full_training_cache_dir),
     )
     report = run_evaluation(setup)
+    yield Output(report.scores, metadata=_scores_metadata(report))
+    yield leakage_check(report.leakage)
+    yield utility_check(report.t2g_retention, settings.utility_floor)
+
+
+def _scores_metadata(report) -> dict:
+    """The score table (typed, sortable), its markdown, the gate statistic and the plot."""
+    from t2g_lib.evaluate import COLUMNS, scores_markdown
+    from t2g_lib.plots import plot_metric_vs_compression
+
     metadata = {
-        "scores": frame_table(report.scores[SCORE_COLUMNS]),
+        "scores": frame_table(report.scores[COLUMNS]),
         "scores_markdown": MetadataValue.md(scores_markdown(report.scores)),
         "t2g_retention_best_model": report.t2g_retention,
     }
     if len(report.scores):
         png = plot_metric_vs_compression(report.scores)
         metadata["plot"] = MetadataValue.md(f"![metric vs compression](data:image/png;base64,{_b64(png)})")
-    yield Output(report.scores, metadata=metadata)
-    yield leakage_check(report.leakage)
-    yield utility_check(report.t2g_retention, settings.utility_floor)
+    return metadata
 
 
 def leakage_check(leakage: dict) -> AssetCheckResult:
