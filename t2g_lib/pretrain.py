@@ -311,6 +311,93 @@ def pretrain_clusters(
         torch.set_num_threads(before)
 
 
+class _ClusterTrainer:
+    """DeepCluster rounds over one database: k-means on the GNN's outputs gives each row a
+    pseudo-label, then encoder + GNN + per-table heads learn to predict it."""
+
+    def __init__(self, db: "Database", tokens: "TokenizedDatabase", config: PretrainConfig, device: str) -> None:
+        import torch
+
+        from t2g_lib.encoder import ClusterGNN, RowEncoder
+        from t2g_lib.graph import build_reg
+
+        torch.manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        self.config = config
+        self.dev = torch.device(device)
+        graph, gs = build_reg(db)
+        if gs.tables != tokens.tables:
+            raise ValueError("tokens and database list different tables")
+        self.tables = gs.tables
+        self.frames = [tt.frame.to(self.dev) for tt in tokens.table_tokens]
+        self.ks = [config.k_for(t, tt.n_rows) for t, tt in zip(self.tables, tokens.table_tokens)]
+        self.encoder = RowEncoder(tokens, config.dim).to(self.dev)
+        self.gnn = ClusterGNN(gs.metadata(), config.dim, config.hidden).to(self.dev)
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in self.ks).to(self.dev)
+        self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.gnn.parameters()], lr=config.lr)
+        self.adj = self.gnn.adjacency(graph, self.dev)
+
+    def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
+        """k-means of every table on the current GNN outputs; heads restart from it."""
+        import torch
+
+        with torch.no_grad():
+            self.encoder.eval(), self.gnn.eval()
+            embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
+            hs = self.gnn(embs, self.adj)
+            out = []
+            for i, (h, k, head) in enumerate(zip(hs, self.ks, self.heads)):
+                h_np = h.cpu().numpy().astype(np.float64)
+                seed = self.config.seed
+                y, weight, bias = _cluster(h_np, k, self.config, seed, None if prev is None else prev[i])
+                head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
+                out.append(y)
+        return out, embs
+
+    def encode_step(self, embs: list) -> list:
+        """Row embeddings for a step: a random subset per table re-encoded with gradients,
+        the rest taken from the round's pass."""
+        import torch
+
+        xs = []
+        for i, (tf, emb) in enumerate(zip(self.frames, embs)):
+            if tf.num_rows <= self.config.rows_per_step:
+                xs.append(self.encoder(i, tf))
+                continue
+            perm = torch.randperm(tf.num_rows, generator=self.gen)
+            rows = perm[: self.config.rows_per_step].sort().values.to(self.dev)
+            xs.append(emb.index_put((rows,), self.encoder(i, tf[rows])))
+        return xs
+
+    def train_round(self, labels_np: list[np.ndarray], embs: list, steps: int) -> list[float]:
+        """``steps`` optimizer steps towards this round's pseudo-labels; their losses."""
+        import torch
+        import torch.nn.functional as F
+
+        labels = [torch.as_tensor(y, device=self.dev) for y in labels_np]
+        weights = [_class_weights(y, k) for y, k in zip(labels, self.ks)]
+        head_opt = torch.optim.Adam(self.heads.parameters(), lr=self.config.lr)  # heads were re-set
+        trained = [k > 1 for k in self.ks]
+        self.encoder.train(), self.gnn.train()
+        losses = []
+        for _ in range(steps):
+            if not any(trained):
+                break
+            self.opt.zero_grad(), head_opt.zero_grad()
+            hs = self.gnn(self.encode_step(embs), self.adj)
+            loss = torch.stack(
+                [
+                    F.cross_entropy(head(h), y, weight=w)
+                    for head, h, y, w, ok in zip(self.heads, hs, labels, weights, trained)
+                    if ok
+                ]
+            ).mean()
+            loss.backward()
+            self.opt.step(), head_opt.step()
+            losses.append(loss.item())
+        return losses
+
+
 def _pretrain(
     db: "Database",
     tokens: "TokenizedDatabase",
@@ -319,83 +406,22 @@ def _pretrain(
     log: Callable[[str], None],
 ) -> PretrainResult:
     import torch
-    import torch.nn.functional as F
 
-    from t2g_lib.encoder import ClusterGNN, RowEncoder
-    from t2g_lib.graph import build_reg
     from t2g_lib.token_pca import table_token_pca
 
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    dev = torch.device(device)
-    graph, gs = build_reg(db)
-    if gs.tables != tokens.tables:
-        raise ValueError("tokens and database list different tables")
-    tables = gs.tables
-    frames = [tt.frame.to(dev) for tt in tokens.table_tokens]
-    ks = [config.k_for(t, tt.n_rows) for t, tt in zip(tables, tokens.table_tokens)]
-
-    encoder = RowEncoder(tokens, config.dim).to(dev)
-    gnn = ClusterGNN(gs.metadata(), config.dim, config.hidden).to(dev)
-    heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in ks).to(dev)
-    opt = torch.optim.Adam([*encoder.parameters(), *gnn.parameters()], lr=config.lr)
-    adj = gnn.adjacency(graph, dev)
-
-    @torch.no_grad()
-    def assign(prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
-        """k-means of every table on the current GNN outputs; heads restart from it."""
-        encoder.eval(), gnn.eval()
-        embs = [encoder.embed(i, tf) for i, tf in enumerate(frames)]
-        hs = gnn(embs, adj)
-        out = []
-        for i, (h, k, head) in enumerate(zip(hs, ks, heads)):
-            h_np = h.cpu().numpy().astype(np.float64)
-            y, weight, bias = _cluster(h_np, k, config, config.seed, None if prev is None else prev[i])
-            head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
-            out.append(y)
-        return out, embs
-
-    def encode_step(embs: list) -> list:
-        """Row embeddings for a step: a random subset per table re-encoded with gradients,
-        the rest taken from the round's pass."""
-        xs = []
-        for i, (tf, emb) in enumerate(zip(frames, embs)):
-            if tf.num_rows <= config.rows_per_step:
-                xs.append(encoder(i, tf))
-                continue
-            rows = torch.randperm(tf.num_rows, generator=gen)[: config.rows_per_step].sort().values.to(dev)
-            xs.append(emb.index_put((rows,), encoder(i, tf[rows])))
-        return xs
-
+    trainer = _ClusterTrainer(db, tokens, config, device)
+    tables, ks, dev = trainer.tables, trainer.ks, trainer.dev
     history: dict[str, Any] = {"loss": [], "nmi": [], "seconds": []}
     prev: list[np.ndarray] | None = None
     n_rounds = math.ceil(config.epochs / config.kmeans_every)
-    trained = [k > 1 for k in ks]
     for rnd in range(n_rounds):
         t0 = time.perf_counter()
-        labels_np, embs = assign(prev)
+        labels_np, embs = trainer.assign(prev)
         if prev is not None:
             history["nmi"].append(_nmi(tables, prev, labels_np))
         prev = labels_np
-        labels = [torch.as_tensor(y, device=dev) for y in labels_np]
-        weights = [_class_weights(y, k) for y, k in zip(labels, ks)]
-        head_opt = torch.optim.Adam(heads.parameters(), lr=config.lr)  # heads were re-set
-        encoder.train(), gnn.train()
-        for _ in range(min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)):
-            if not any(trained):
-                break
-            opt.zero_grad(), head_opt.zero_grad()
-            hs = gnn(encode_step(embs), adj)
-            loss = torch.stack(
-                [
-                    F.cross_entropy(head(h), y, weight=w)
-                    for head, h, y, w, ok in zip(heads, hs, labels, weights, trained)
-                    if ok
-                ]
-            ).mean()
-            loss.backward()
-            opt.step(), head_opt.step()
-            history["loss"].append(loss.item())
+        steps = min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)
+        history["loss"] += trainer.train_round(labels_np, embs, steps)
         history["seconds"].append(time.perf_counter() - t0)
         last_loss = history["loss"][-1] if history["loss"] else float("nan")
         nmi = np.mean(list(history["nmi"][-1].values())) if history["nmi"] else float("nan")
@@ -406,7 +432,7 @@ def _pretrain(
 
     # Final assignment; its encoder pass is the frozen encoder's output.
     t0 = time.perf_counter()
-    final, embs = assign(prev)
+    final, embs = trainer.assign(prev)
     embs = [
         torch.cat([e, torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)], 1)
         for e, tt in zip(embs, tokens.table_tokens)
@@ -423,7 +449,7 @@ def _pretrain(
         pseudo[t] = y_np.astype(np.int64)
     history["seconds"].append(time.perf_counter() - t0)
     log(f"final assignment: {history['seconds'][-1]:.1f}s")
-    state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in trainer.encoder.state_dict().items()}
     return PretrainResult(tables, embeddings, pseudo, centroids, history, state, config)
 
 
