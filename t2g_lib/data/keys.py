@@ -100,6 +100,37 @@ def assign_surrogate_keys(
     No row is dropped: unmatched or partly-null foreign keys become NA (nullable Int64).
     """
     time_cols = dict(time_cols or {})
+    _check_references(tables, pkeys, fkeys, time_cols)
+    out: dict[str, pd.DataFrame] = {}
+    for table, df in tables.items():
+        if table in time_cols:
+            df = df.sort_values(time_cols[table], kind="stable", na_position="last")
+        out[table] = df.reset_index(drop=True)
+    keyed = [t for t in tables if pkeys.get(t)] + [fk.parent for fk in fkeys if not pkeys.get(fk.parent)]
+    pkey_name = {table: _insert_surrogate(out, table, pkeys.get(table, ())) for table in dict.fromkeys(keyed)}
+    specs = {t: TableSpec(pkey=pkey_name.get(t), time_col=time_cols.get(t), fkeys={}) for t in tables}
+    dangling: dict[tuple[str, str], int] = {}
+    missing: dict[tuple[str, str], int] = {}
+    for fk, base in zip(fkeys, _default_fkey_names(fkeys)):
+        parent_cols = list(fk.parent_columns or pkeys.get(fk.parent, ()))
+        rows, null = _match_parent_rows(out, fk, parent_cols, pkey_name)
+        child = out[fk.table]
+        name = unique_column_name(base, set(child.columns))
+        child.insert(int(fk.table in pkey_name) + len(specs[fk.table].fkeys), name,
+                     pd.array(rows, dtype="Int64"))
+        specs[fk.table].fkeys[name] = fk.parent
+        dangling[(fk.table, name)] = int((np.isnan(rows) & ~null).sum())
+        missing[(fk.table, name)] = int(null.sum())
+    return KeyedTables(tables=out, specs=specs, dangling=dangling, missing=missing)
+
+
+def _check_references(
+    tables: Mapping[str, pd.DataFrame],
+    pkeys: Mapping[str, Sequence[str]],
+    fkeys: Sequence[ForeignKey],
+    time_cols: Mapping[str, str],
+) -> None:
+    """Every named table and column exists, and every foreign key's parent table does."""
     for table, cols in pkeys.items():
         _check_columns(tables, table, cols)
     for table, col in time_cols.items():
@@ -113,93 +144,72 @@ def assign_surrogate_keys(
                 column=", ".join(fk.columns),
             )
 
-    out: dict[str, pd.DataFrame] = {}
-    for table, df in tables.items():
-        if table in time_cols:
-            df = df.sort_values(time_cols[table], kind="stable", na_position="last")
-        out[table] = df.reset_index(drop=True)
 
-    keyed = [t for t in tables if pkeys.get(t)] + [
-        fk.parent for fk in fkeys if not pkeys.get(fk.parent)
-    ]
-    pkey_name: dict[str, str] = {}
-    for table in dict.fromkeys(keyed):
-        df = out[table]
-        natural = list(pkeys.get(table, ()))
-        if natural:
-            null = df[natural].isna().any(axis=1)
-            if null.any():
-                raise DatasetError(
-                    f"{int(null.sum())} rows have a null primary key",
-                    table=table,
-                    column=", ".join(natural),
-                    rows=_examples(df, null),
-                )
-            dup = df.duplicated(natural, keep=False)
-            if dup.any():
-                raise DatasetError(
-                    f"{int(dup.sum())} rows share a primary key value",
-                    table=table,
-                    column=", ".join(natural),
-                    rows=_examples(df, dup),
-                )
-        name = unique_column_name(f"{table}_id", set(df.columns))
-        df.insert(0, name, np.arange(len(df), dtype=np.int64))
-        pkey_name[table] = name
+def _insert_surrogate(out: dict[str, pd.DataFrame], table: str, natural: Sequence[str]) -> str:
+    """Check the natural key (non-null, unique), insert ``<table>_id`` = 0..n-1 first; its name."""
+    df = out[table]
+    natural = list(natural)
+    if natural:
+        null = df[natural].isna().any(axis=1)
+        if null.any():
+            raise DatasetError(
+                f"{int(null.sum())} rows have a null primary key",
+                table=table,
+                column=", ".join(natural),
+                rows=_examples(df, null),
+            )
+        dup = df.duplicated(natural, keep=False)
+        if dup.any():
+            raise DatasetError(
+                f"{int(dup.sum())} rows share a primary key value",
+                table=table,
+                column=", ".join(natural),
+                rows=_examples(df, dup),
+            )
+    name = unique_column_name(f"{table}_id", set(df.columns))
+    df.insert(0, name, np.arange(len(df), dtype=np.int64))
+    return name
 
-    specs = {
-        t: TableSpec(pkey=pkey_name.get(t), time_col=time_cols.get(t), fkeys={})
-        for t in tables
-    }
-    dangling: dict[tuple[str, str], int] = {}
-    missing: dict[tuple[str, str], int] = {}
-    for fk, base in zip(fkeys, _default_fkey_names(fkeys)):
-        parent_cols = list(fk.parent_columns or pkeys.get(fk.parent, ()))
-        column = ", ".join(fk.columns)
-        if not parent_cols:
-            raise DatasetError(
-                f"foreign key to {fk.parent!r}, which has no primary key; name the "
-                "referenced columns",
-                table=fk.table,
-                column=column,
-            )
-        if len(parent_cols) != len(fk.columns):
-            raise DatasetError(
-                f"foreign key has {len(fk.columns)} columns but {fk.parent!r} is keyed "
-                f"by {len(parent_cols)} ({parent_cols})",
-                table=fk.table,
-                column=column,
-            )
-        _check_columns(out, fk.parent, parent_cols)
-        child, parent = out[fk.table], out[fk.parent]
-        tmp = [f"k{i}" for i in range(len(parent_cols))]
-        lookup = parent[parent_cols].set_axis(tmp, axis=1)
-        lookup = lookup.assign(_row=parent[pkey_name[fk.parent]].to_numpy()).dropna(subset=tmp)
-        if lookup.duplicated(tmp).any():
-            raise DatasetError(
-                "referenced columns are not unique",
-                table=fk.parent,
-                column=", ".join(parent_cols),
-                rows=_examples(parent, parent.duplicated(parent_cols, keep=False)),
-            )
-        left = child[list(fk.columns)].set_axis(tmp, axis=1)
-        try:
-            merged = left.merge(lookup, on=tmp, how="left")
-        except ValueError as exc:  # incompatible key dtypes, e.g. text against integer
-            raise DatasetError(
-                f"cannot match against {fk.parent}.{parent_cols}: {exc}",
-                table=fk.table,
-                column=column,
-            ) from exc
-        null = left.isna().any(axis=1).to_numpy()
-        unmatched = merged["_row"].isna().to_numpy()
-        name = unique_column_name(base, set(child.columns))
-        child.insert(
-            int(fk.table in pkey_name) + len(specs[fk.table].fkeys),
-            name,
-            pd.array(merged["_row"].to_numpy(dtype="float64"), dtype="Int64"),
+
+def _match_parent_rows(
+    out: dict[str, pd.DataFrame], fk: ForeignKey, parent_cols: list[str], pkey_name: dict[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per child row, the parent's surrogate key (NaN when unmatched) and whether the child's
+    key is (partly) null."""
+    column = ", ".join(fk.columns)
+    if not parent_cols:
+        raise DatasetError(
+            f"foreign key to {fk.parent!r}, which has no primary key; name the "
+            "referenced columns",
+            table=fk.table,
+            column=column,
         )
-        specs[fk.table].fkeys[name] = fk.parent
-        dangling[(fk.table, name)] = int((unmatched & ~null).sum())
-        missing[(fk.table, name)] = int(null.sum())
-    return KeyedTables(tables=out, specs=specs, dangling=dangling, missing=missing)
+    if len(parent_cols) != len(fk.columns):
+        raise DatasetError(
+            f"foreign key has {len(fk.columns)} columns but {fk.parent!r} is keyed "
+            f"by {len(parent_cols)} ({parent_cols})",
+            table=fk.table,
+            column=column,
+        )
+    _check_columns(out, fk.parent, parent_cols)
+    child, parent = out[fk.table], out[fk.parent]
+    tmp = [f"k{i}" for i in range(len(parent_cols))]
+    lookup = parent[parent_cols].set_axis(tmp, axis=1)
+    lookup = lookup.assign(_row=parent[pkey_name[fk.parent]].to_numpy()).dropna(subset=tmp)
+    if lookup.duplicated(tmp).any():
+        raise DatasetError(
+            "referenced columns are not unique",
+            table=fk.parent,
+            column=", ".join(parent_cols),
+            rows=_examples(parent, parent.duplicated(parent_cols, keep=False)),
+        )
+    left = child[list(fk.columns)].set_axis(tmp, axis=1)
+    try:
+        merged = left.merge(lookup, on=tmp, how="left")
+    except ValueError as exc:  # incompatible key dtypes, e.g. text against integer
+        raise DatasetError(
+            f"cannot match against {fk.parent}.{parent_cols}: {exc}",
+            table=fk.table,
+            column=column,
+        ) from exc
+    return merged["_row"].to_numpy(dtype="float64"), left.isna().any(axis=1).to_numpy()
