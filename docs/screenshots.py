@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,31 +29,14 @@ PAGES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen, seconds: int = 300) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("dagster dev exited before it served the UI")
-            time.sleep(2)
-    raise SystemExit(f"dagster dev did not answer {url} in {seconds} s")
-
-
 def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("needs Chromium: apt-get install chromium")
     sys.path.insert(0, str(ROOT / "tests"))
     from shop import make_shop
+
+    from t2g_cli.ui import dagster_dev
 
     tmp = Path(tempfile.mkdtemp(prefix="t2g-screens-"))
     make_shop(tmp / "data" / "shop")
@@ -68,13 +47,7 @@ def main() -> None:
            "T2G_STORAGE_DIR": str(tmp / "storage"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     subprocess.run([str(BIN / "t2g"), "distill", "shop", "churn", "--ratio", "0.2", "--evaluate",
                     "--models", "sage"], cwd=ROOT, env=env, check=False)
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/server_info", server)
+    with dagster_dev(ROOT, env) as (port, _):
         OUT.mkdir(parents=True, exist_ok=True)
         for name, path in PAGES.items():
             subprocess.run(
@@ -84,14 +57,7 @@ def main() -> None:
                 check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
             )
             print(f"wrote {OUT / (name + '.png')}")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
-
+    shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

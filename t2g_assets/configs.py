@@ -16,7 +16,7 @@ from typing import Any
 from dagster import Config
 from pydantic import Field, create_model
 
-from t2g_lib.krr import KRRConfig
+from t2g_lib.krr_config import KRRConfig
 from t2g_lib.pretrain import PretrainConfig
 
 _NOT_RUN_CONFIG = {"seed", "kernel_params"}

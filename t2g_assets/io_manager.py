@@ -11,6 +11,7 @@ How is decided by the value's type, in one place: a type with ``save(folder)`` a
 ``load(folder)`` classmethod stores itself; a DataFrame is a parquet file; anything else is
 pickled. The folder also records which of these it holds, so loading needs no type hint. A
 value is written next to its folder and swapped in whole, so a reader never sees half of one.
+The method and pandas are imported only when a value is stored or loaded (not at start-up).
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 from pydantic import Field
-
-from t2g_lib.data.format import check_name, replace_dir
 
 _KIND_FILE = "stored_as.txt"
 _TABLE_FILE = "table.parquet"
@@ -35,6 +33,8 @@ _PICKLE_FILE = "value.pkl"
 
 def partition_folder(base: Path, asset: str, partition: Any) -> Path:
     """The folder of one asset's value for one partition (a database, or database x task@budget)."""
+    from t2g_lib.data.format import check_name
+
     keys = getattr(partition, "keys_by_dimension", None)
     if keys is None:
         return base / check_name(str(partition), "database") / asset
@@ -48,6 +48,10 @@ def _self_storing(obj: Any) -> bool:
 
 def save_value(obj: Any, folder: Path) -> None:
     """Write ``obj`` into ``folder`` (replacing what was there) in its type's own format."""
+    import pandas as pd
+
+    from t2g_lib.data.format import replace_dir
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -75,6 +79,9 @@ def load_value(folder: Path) -> Any:
         raise FileNotFoundError(f"no stored value in {folder} (materialize its asset first)")
     kind = kind_file.read_text().strip()
     if kind == "dataframe":
+        import pandas as pd
+
+
         return pd.read_parquet(folder / _TABLE_FILE)
     if kind == "pickle":
         return pickle.loads((folder / _PICKLE_FILE).read_bytes())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 
 def _column_type(dtype) -> str:
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
     if pd.api.types.is_integer_dtype(dtype):
@@ -26,8 +27,8 @@ def _cell(value, kind: str):
     return {"int": int, "bool": bool}.get(kind, str)(value)
 
 
-def frame_table(df: pd.DataFrame):
-    """``df`` as table metadata: one typed column per column, NaN as empty cells."""
+def frame_table(df):
+    """A DataFrame as table metadata: one typed column per column, NaN as empty cells."""
     kinds = {c: _column_type(df[c].dtype) for c in df.columns}
     schema = TableSchema(columns=[TableColumn(str(c), kinds[c]) for c in df.columns])
     records = [

@@ -13,17 +13,6 @@ import typer
 app = typer.Typer(add_completion=False, help="Distill relational databases into small graphs (T2G).")
 
 
-@app.callback()
-def _quiet_libraries() -> None:
-    """Library warnings a user cannot act on (Dagster's beta/preview notices) stay off the terminal."""
-    import warnings
-
-    from dagster import BetaWarning, PreviewWarning
-
-    warnings.filterwarnings("ignore", category=BetaWarning)
-    warnings.filterwarnings("ignore", category=PreviewWarning)
-
-
 def _clear_errors(command: Callable) -> Callable:
     """Bad input (``DatasetError``) ends a command with one message naming table, column and rows."""
 
@@ -111,6 +100,16 @@ def _known_database(dataset: str) -> None:
           "create one with `t2g import` or `t2g prepare-lahman`")
 
 
+def _quiet_dagster_notices() -> None:
+    """Dagster's beta/preview notices are nothing a user can act on: off the terminal."""
+    import warnings
+
+    from dagster import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
@@ -132,6 +131,9 @@ def _distill(
     Exits 1 on a failed stage or a failed database check (naming table, column and rows);
     a refusal by ``evaluation_scores``' quality gate returns an unpublished chain.
     """
+    _known_database(dataset)
+    _quiet_dagster_notices()  # before the definitions are imported: they raise the notices
+
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli import console
@@ -139,7 +141,6 @@ def _distill(
         DATABASE_JOB, TASK_JOB, chain_stages, instance, job_stages, register, run_job, stale_stages,
     )
 
-    _known_database(dataset)
     defs = build_definitions(
         data_dir=str(data_dir().resolve()),
         storage_dir=str(storage.resolve()) if storage else None,

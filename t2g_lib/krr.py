@@ -20,7 +20,7 @@ import copy
 import json
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,33 +31,14 @@ from relbench.base import Database
 
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
-from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
+from t2g_lib.krr_config import KRRConfig
+from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, embed_real, pseudo_label_sides
 from t2g_lib.label_space import LabelSpace
 from t2g_lib.propagate import propagate_all
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, to_seconds
-
-@dataclass
-class KRRConfig:
-    """Knobs of the KRR distillation; ``beta=0`` is the no-pseudo-label ablation."""
-
-    kernel: str = "ntk"
-    ridge: float = 1e-3
-    hops: int = 2
-    beta: float = 0.5
-    steps: int = 300
-    lr: float = 0.03
-    batch_size: int = 1024
-    eval_every: int = 10
-    pseudo_batch_size: int = 512
-    num_neighbors: list[int] = field(default_factory=lambda: [8, 8])
-    init_noise: float = 0.01
-    seed: int = 0
-    kernel_params: dict[str, float | int] = field(default_factory=dict)
-    pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
-
 
 @dataclass
 class Distillation:

@@ -1,7 +1,5 @@
 """The whole chain under real Dagster runs, on the shop fixture: database then task level."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -2,10 +2,6 @@
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,14 +9,9 @@ from pathlib import Path
 import pytest
 
 from shop import make_shop
+from t2g_cli.ui import dagster_dev
 
 ROOT = Path(__file__).parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gql(port: int, query: str, variables: dict | None = None) -> dict:
@@ -38,36 +29,11 @@ def server(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
-    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "T2G_DATA_DIR": str(tmp_path / "data"),
            "T2G_STORAGE_DIR": str(tmp_path / "storage"), "T2G_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
-                break
-            except OSError:
-                assert proc.poll() is None, "dagster dev exited"
-                time.sleep(2)
-        else:
-            pytest.fail("dagster dev did not come up in 300 s")
+    with dagster_dev(ROOT, env) as (port, proc):
         yield port
-    finally:
-        # The whole process group: webserver, daemon, code server, and any run the sensors
-        # launched meanwhile. After a full suite, dagster dev has been seen to outlive SIGTERM
-        # (alone it exits in seconds); then the group is killed so no process is left behind.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        assert proc.poll() is not None
+    assert proc.poll() is not None  # nothing of dagster dev is left running
 
 
 def test_ui_lists_definitions_and_runs_a_partition(server):

@@ -1,6 +1,8 @@
-"""Database-level assets: computed once per database and shared by all of its tasks."""
+"""Database-level assets: computed once per database and shared by all of its tasks.
 
-
+The method is imported inside each asset, never at module level: the code server loads
+these definitions on every start, and the method's imports (torch, PyG) take seconds.
+"""
 
 from dagster import (
     AssetCheckResult,
@@ -12,10 +14,6 @@ from dagster import (
     asset,
 )
 from dagster_duckdb import DuckDBResource
-
-from t2g_lib.pretrain import PretrainResult
-from t2g_lib.schema import DatabaseSchema
-from t2g_lib.tokens import TokenizedDatabase
 
 from t2g_assets.configs import PretrainParams, pretrain_config
 from t2g_assets.metadata import frame_table
@@ -90,8 +88,9 @@ def raw_tables(context: AssetExecutionContext, settings: T2GSettings, duckdb: Du
     group_name="database",
     check_specs=[AssetCheckSpec(name, asset="validated_schema", blocking=True) for name in SCHEMA_CHECKS],
 )
-def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource, raw_tables: dict):  # -> DatabaseSchema
-    """Semantic type of every column and the key graph, checked by Great Expectations suites.
+def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duckdb: DuckDBResource, raw_tables: dict):
+    """``DatabaseSchema``: semantic type of every column and the key graph, checked by Great
+    Expectations suites.
 
     The checks are blocking: a database with duplicate keys, dangling foreign keys above the
     bound, unparsable times, empty tables, mixed-type columns or labels pointing nowhere stops
@@ -134,9 +133,10 @@ def column_tokens(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    validated_schema: DatabaseSchema,
-) -> Output[TokenizedDatabase]:
-    """Modality-specific column tokens (numerical, categorical, text, timestamp) per table."""
+    validated_schema,
+) -> Output:
+    """``TokenizedDatabase``: modality-specific column tokens (numerical, categorical, text,
+    timestamp) per table."""
     from relbench.base.dataset import drop_columns
 
     from t2g_lib.task_data import column_types, hidden_columns
@@ -169,9 +169,10 @@ def cluster_pretraining(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    column_tokens: TokenizedDatabase,
-) -> Output[PretrainResult]:
-    """Row encoder + heterogeneous GNN trained DeepCluster-style; yields pseudo-labels."""
+    column_tokens,
+) -> Output:
+    """``PretrainResult``: row encoder + heterogeneous GNN trained DeepCluster-style; yields
+    pseudo-labels, centroids and row embeddings."""
     from t2g_lib.pretrain import clusters_markdown, pretrain_clusters
 
     db = load_snapshot(duckdb, context.partition_key, raw_tables)

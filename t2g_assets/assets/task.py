@@ -1,7 +1,10 @@
-"""Task-level assets, partitioned by database x "task@budget"."""
+"""Task-level assets, partitioned by database x "task@budget".
+
+As in ``database.py``, the method is imported inside each asset, never at module level, so
+the code server starts without torch; the value each asset returns is named in its docstring.
+"""
 
 from pathlib import Path
-
 
 from dagster import (
     AssetCheckResult,
@@ -13,12 +16,6 @@ from dagster import (
     asset,
 )
 from dagster_duckdb import DuckDBResource
-
-from t2g_lib.baselines import BaselineGraphs
-from t2g_lib.export import DistilledDatabase
-from t2g_lib.graph import SyntheticGraph
-from t2g_lib.krr import Distillation
-from t2g_lib.pretrain import PretrainResult
 
 from t2g_assets.assets.database import load_snapshot
 from t2g_assets.configs import AblationParams, KRRParams, krr_config
@@ -37,19 +34,26 @@ def partition(context: AssetExecutionContext) -> tuple[str, str, str, str]:
     return keys["database"], task, budget, keys["task_budget"]
 
 
-def load_task(context: AssetExecutionContext, duckdb: DuckDBResource, raw_tables: dict):
-    """The task of this partition, from the snapshot; a clear error when there is no such task."""
-    from t2g_lib.data.duck import read_labels
-    from t2g_lib.task_data import SPLITS, task_from_snapshot
-
+def task_manifest(context: AssetExecutionContext, raw_tables: dict) -> dict:
+    """The snapshotted manifest of this partition's task; a clear error when there is none."""
     database, task, _, _ = partition(context)
     if task not in raw_tables["tasks"]:
         raise ValueError(
             f"database {database!r} has no task {task!r} (its tasks: {', '.join(raw_tables['tasks']) or 'none'})"
         )
+    return raw_tables["tasks"][task]
+
+
+def load_task(context: AssetExecutionContext, duckdb: DuckDBResource, raw_tables: dict):
+    """The task of this partition (manifest and labels) from the snapshot."""
+    from t2g_lib.data.duck import read_labels
+    from t2g_lib.task_data import SPLITS, task_from_snapshot
+
+    database, task, _, _ = partition(context)
+    manifest = task_manifest(context, raw_tables)
     with duckdb.get_connection() as conn:
         labels = read_labels(conn, database, task, list(SPLITS))
-    return task_from_snapshot(task, raw_tables["tasks"][task], labels)
+    return task_from_snapshot(task, manifest, labels)
 
 
 @asset(
@@ -63,9 +67,10 @@ def sbm_structure(
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: PretrainResult,
-) -> Output[SyntheticGraph]:
-    """Synthetic nodes per table allocated to cluster blocks, FK edges drawn from the SBM."""
+    cluster_pretraining,
+) -> Output:
+    """``SyntheticGraph``: synthetic nodes per table allocated to cluster blocks, FK edges
+    drawn from the SBM."""
     from t2g_lib.sbm import budget_for, generate_sbm, sbm_markdown
 
     database, _, budget, _ = partition(context)
@@ -105,10 +110,10 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: f
         device: ComputeDevice,
         duckdb: DuckDBResource,
         raw_tables: dict,
-        cluster_pretraining: PretrainResult,
-        sbm_structure: SyntheticGraph,
-    ) -> Output[Distillation]:
-        from t2g_lib.krr import distill_features
+        cluster_pretraining,
+        sbm_structure,
+    ) -> Output:
+        from t2g_lib.krr import Distillation, distill_features
 
         task = load_task(context, duckdb, raw_tables)
         db = load_snapshot(duckdb, partition(context)[0], raw_tables)
@@ -152,10 +157,11 @@ def baseline_graphs(
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: PretrainResult,
-    sbm_structure: SyntheticGraph,
-) -> Output[BaselineGraphs]:
-    """What T2G is compared with at its budget: the centroid start and three coresets."""
+    cluster_pretraining,
+    sbm_structure,
+) -> Output:
+    """``BaselineGraphs``: what T2G is compared with at its budget, the centroid start and
+    three coresets."""
     from t2g_lib.baselines import build_baselines
 
     task = load_task(context, duckdb, raw_tables)
@@ -181,12 +187,13 @@ def evaluation_scores(
     device: ComputeDevice,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    cluster_pretraining: PretrainResult,
-    distilled_features: Distillation,
-    ablation_features: Distillation,
-    baseline_graphs: BaselineGraphs,
+    cluster_pretraining,
+    distilled_features,
+    ablation_features,
+    baseline_graphs,
 ):
-    """GNNs trained on the distilled graph vs the full database and coreset baselines.
+    """The score table (a DataFrame): GNNs trained on the distilled graph vs the full
+    database and the baselines.
 
     Two blocking checks gate publication: no training label saw a row from after its
     timestamp, and T2G keeps at least ``utility_floor`` of the full-data utility.
@@ -289,9 +296,10 @@ def distilled_database(
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
-    distilled_features: Distillation,
-) -> Output[DistilledDatabase]:
-    """The published distilled database: RelBench folder, DuckDB schema, PyG HeteroData file.
+    distilled_features,
+) -> Output:
+    """``DistilledDatabase``, the published result: RelBench folder, DuckDB schema, PyG
+    HeteroData file.
 
     Runs only after ``evaluation_scores``' blocking leakage and utility checks passed; the IO
     manager writes it (``DistilledDatabase.save``) into this partition's folder.
@@ -299,15 +307,15 @@ def distilled_database(
     from relbench.manifest import DatasetManifest, TaskManifest
 
     from t2g_lib.data.duck import write_tables
+    from t2g_lib.export import DistilledDatabase
 
-    database, task_name, _, task_budget = partition(context)
-    load_task(context, duckdb, raw_tables)
+    database, _, _, task_budget = partition(context)
     manifest = DatasetManifest.from_dict(raw_tables["manifest"])
     source = settings.dataset_path(database)
     published = DistilledDatabase(
         graph=distilled_features.graph,
         name=f"{database}-distilled-{task_budget}",
-        task_manifest=TaskManifest.from_dict(raw_tables["tasks"][task_name]),
+        task_manifest=TaskManifest.from_dict(task_manifest(context, raw_tables)),
         source_dir=source,
         val_timestamp=manifest.val_timestamp,
         test_timestamp=manifest.test_timestamp,

@@ -24,6 +24,7 @@ from t2g_lib.data.format import (
     TimestampLike,
     check_name,
     check_time_col_name,
+    parse_times,
     write_dataset,
     write_task,
 )
@@ -74,20 +75,16 @@ def _storage_group(kind: str) -> str:
 def to_timestamps(table: str, col: str, values: pd.Series) -> pd.Series:
     """Parse a column into tz-naive timestamps (numbers are Unix seconds, text is any
     date format pandas reads; offsets are converted to UTC), refusing unparsable values."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values
-    elif pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_datetime64_any_dtype(values):
         parsed = pd.to_datetime(values, unit="s", errors="coerce")
     else:
-        parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+        parsed = parse_times(values)
     bad = parsed.isna() & values.notna()
     if bad.any():
         raise DatasetError(
             f"{int(bad.sum())} values are not dates", table=table, column=col,
             rows=values[bad].head(5).tolist(),
         )
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        parsed = parsed.dt.tz_convert(None)
     return parsed
 
 

@@ -1,0 +1,26 @@
+"""The knobs of KRR distillation, in a module of their own: the Dagster definitions build
+their run config from them at start-up, which must not import torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class KRRConfig:
+    """Knobs of the KRR distillation; ``beta=0`` is the no-pseudo-label ablation."""
+
+    kernel: str = "ntk"
+    ridge: float = 1e-3
+    hops: int = 2
+    beta: float = 0.5
+    steps: int = 300
+    lr: float = 0.03
+    batch_size: int = 1024
+    eval_every: int = 10
+    pseudo_batch_size: int = 512
+    num_neighbors: list[int] = field(default_factory=lambda: [8, 8])
+    init_noise: float = 0.01
+    seed: int = 0
+    kernel_params: dict[str, float | int] = field(default_factory=dict)
+    pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
