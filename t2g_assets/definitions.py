@@ -18,6 +18,7 @@ from t2g_assets.assets.task import (
     evaluation_scores,
     sbm_structure,
 )
+from t2g_assets.assets.reference import full_training, gbm_reference
 from t2g_assets.executors import executor_from_env
 from t2g_assets.io_manager import StageIOManager
 from t2g_assets.jobs import database_job, task_job
@@ -55,6 +56,8 @@ def build_definitions(
         distilled_features,
         ablation_features,
         baseline_graphs,
+        full_training,
+        gbm_reference,
         evaluation_scores,
         distilled_database,
     ]
@@ -72,7 +75,6 @@ def build_definitions(
                 data_dir=data_dir,
                 storage_dir=storage_dir,
                 text_cache_dir=str(Path(storage_dir) / "_shared" / "text_cache"),
-                full_training_cache_dir=str(Path(storage_dir) / "_shared" / "full_training"),
                 seed=seed,
                 **settings,
             ),

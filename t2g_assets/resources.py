@@ -16,10 +16,6 @@ class T2GSettings(ConfigurableResource):
     data_dir: str = Field(description="Folder of RelBench-format datasets (one per database).")
     storage_dir: str = Field(description="Where tensors, models and distilled databases go.")
     text_cache_dir: str = Field(description="Cache of text embeddings, shared by every database.")
-    full_training_cache_dir: str = Field(
-        description="Full-data scores shared by the budgets of a task, keyed by the features, "
-        "labels and training settings they came from."
-    )
     seed: int = Field(default=0, description="Seed of every stochastic stage.")
     max_dangling_fraction: float = Field(
         default=0.05, description="Share of foreign keys allowed to dangle before the check fails."

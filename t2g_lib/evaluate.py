@@ -1,116 +1,36 @@
-"""Stage 7, ``evaluation_scores``: train GNNs on each distilled / coreset graph and on the
-full database, test all of them on the real test split, and tabulate what each costs.
+"""Stage ``evaluation_scores``: train GNNs on each distilled / coreset graph, test them on
+the real test split, and tabulate them against the full-data reference (``full_training``).
 
-Before any training, a leakage check (``check_leakage``) recomputes, from the database's
-own time columns, whether any sampled row postdates the label it serves; when one does, no
-model is trained and the report says where (the asset's blocking check then fails).
+Before any training, a leakage check (``leakage.check_split_leakage``) recomputes, from the
+database's own time columns, whether any sampled row postdates the label it serves; when one
+does, or the full-data reference found one, no model is trained and the report says where
+(the asset's blocking check then fails).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from relbench.base import Database
-from torch_geometric.data import HeteroData
 
-from t2g_lib.full_cache import FullRunCache
-from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
-from t2g_lib.metrics import MULTICLASS, primary_metric, task_kind, trivial_score, utility_retention
+from t2g_lib.eval_splits import prepare_splits
+from t2g_lib.full_training import FULL, FullTraining, full_nbytes
+from t2g_lib.gbm_reference import GBMReference
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.leakage import LeakageReport
+from t2g_lib.metrics import is_better, primary_metric, task_kind, utility_retention
+from t2g_lib.models import ModelSpec
 from t2g_lib.task_data import TaskData
-from t2g_lib.temporal import to_seconds
-from t2g_lib.train import SampledSplit, label_frame, make_sampler, train_distilled, train_full
-
-FULL = "full"
-"""Method name of the reference: the same GNN trained on the whole database."""
+from t2g_lib.train import train_distilled
 
 COLUMNS = [
     "model", "method", "metric", "value", "value_std", "val_value", "storage_bytes",
-    "compression_ratio", "distill_seconds", "train_seconds", "utility_retention", "speedup",
-    "n_seeds",
+    "compression_ratio", "distill_seconds", "train_seconds", "utility_retention",
+    "retention_vs_same_model", "speedup", "n_seeds",
 ]
-
-
-class LeakageReport(NamedTuple):
-    """``passed`` is False when a sampled row is stamped after its seed's label time."""
-
-    passed: bool
-    max_leak_seconds: int
-    examples: list[dict]
-
-
-def check_leakage(
-    db: Database,
-    entity_table: str,
-    samples: Iterable[tuple[HeteroData, np.ndarray]],
-    max_examples: int = 5,
-) -> LeakageReport:
-    """Check sampled subgraphs against the label times they were drawn for.
-
-    ``samples`` yields (subgraph, label time in seconds of each of its seeds); every node
-    carries ``n_id`` (its row) and ``batch`` (its seed). Row times are read again from
-    ``db`` rather than trusted from the sampler. ``max_leak_seconds`` is the largest
-    amount by which a row postdates its seed's label (0 when none does); ``examples``
-    name the worst offenders by table and row.
-    """
-    schema = GraphSchema.from_database(db)
-    row_times = {}
-    for table in schema.tables:
-        col = db.table_dict[table].time_col
-        if col is not None:
-            row_times[table] = to_seconds(db.table_dict[table].df[col])
-    seed_nt = schema.node_type(entity_table)
-    worst, found = 0, []
-    for sub, label_times in samples:
-        label_times = np.asarray(label_times, dtype=np.int64)
-        seed_rows = sub[seed_nt].n_id.numpy()[: len(label_times)]
-        for table, times in row_times.items():
-            store = sub[schema.node_type(table)]
-            if store.num_nodes == 0:
-                continue
-            rows, seeds = store.n_id.numpy(), store.batch.numpy()
-            leak = times[rows] - label_times[seeds]
-            bad = np.flatnonzero(leak > 0)
-            if len(bad) == 0:
-                continue
-            worst = max(worst, int(leak[bad].max()))
-            for i in bad[np.argsort(-leak[bad], kind="stable")][:max_examples]:
-                found.append({
-                    "table": table,
-                    "row": int(rows[i]),
-                    "row_time": str(pd.Timestamp(int(times[rows[i]]), unit="s")),
-                    "seed_row": int(seed_rows[seeds[i]]),
-                    "label_time": str(pd.Timestamp(int(label_times[seeds[i]]), unit="s")),
-                    "leak_seconds": int(leak[i]),
-                })
-    found.sort(key=lambda e: -e["leak_seconds"])
-    return LeakageReport(worst == 0, worst, found[:max_examples])
-
-
-def check_split_leakage(db: Database, entity_table: str, splits: dict[str, SampledSplit]) -> LeakageReport:
-    """``check_leakage`` over several label splits; each example names its ``split``."""
-    worst, found = 0, []
-    for name, split in splits.items():
-        report = check_leakage(db, entity_table, split.samples())
-        worst = max(worst, report.max_leak_seconds)
-        found += [{"split": name, **e} for e in report.examples]
-    found.sort(key=lambda e: -e["leak_seconds"])
-    return LeakageReport(worst == 0, worst, found[:5])
-
-
-def full_nbytes(
-    db: Database, features: dict[str, np.ndarray], train_table, task_type, num_classes: int = 1
-) -> int:
-    """The full database in ``SyntheticGraph.nbytes``'s accounting: every row's float32
-    features, an int32 pair per child row and relation, float32 train labels."""
-    schema = GraphSchema.from_database(db)
-    total = sum(len(db.table_dict[t].df) * np.shape(features[t])[1] * 4 for t in schema.tables)
-    total += sum(len(fkey_index(db, rel)) * 2 * 4 for rel in schema.relations)
-    width = num_classes if task_kind(task_type) == MULTICLASS else 1
-    return int(total + len(label_frame(train_table)) * width * 4)
 
 
 def evaluate_methods(
@@ -119,115 +39,71 @@ def evaluate_methods(
     db: Database,
     features: dict[str, np.ndarray],
     task: TaskData,
-    full: bool = True,
+    full: FullTraining | None = None,
     seeds: Iterable[int] = (0,),
+    gbm: GBMReference | None = None,
     *,
     distill_seconds: dict[str, float] | None = None,
-    full_storage_bytes: int | None = None,
-    epochs_full: int = 20,
     epochs_distilled: int = 200,
     batch_size: int = 512,
     device="cpu",
-    num_neighbors=(8, 8),
-    hidden: int = 64,
-    num_layers: int = 2,
-    leak_check_rows: int = 2000,
-    full_cache: FullRunCache | None = None,
+    spec: ModelSpec = ModelSpec(),
     log: Callable[[str], None] = lambda _: None,
 ) -> pd.DataFrame:
-    """One row per model x method (``"full"`` included when ``full``), averaged over seeds.
+    """One row per model x method (``"full"`` rows from ``full`` and ``gbm``), averaged over
+    seeds.
 
     Every model is trained on each graph only (real val picks the checkpoint) and tested on
     the real test split through the temporal sampler. ``utility_retention`` (see
-    ``metrics.utility_retention``) and ``speedup`` (full training seconds / this method's)
-    are relative to the same model on the full database; NaN without ``full``. With
-    ``full_cache``, a full-data record stored by an earlier budget is reused. The leakage
-    report is kept in ``df.attrs["leakage"]``; a failed check returns a table without rows
-    before any training, and so does a full-training batch whose sampler reports a row later
-    than its seed.
+    ``metrics.utility_retention``) is relative to the best full-data row (any model, the
+    GBM reference included), ``retention_vs_same_model`` and ``speedup`` (full training
+    seconds / this method's) to the same model's full-data row; NaN without one. The leakage report
+    is kept in ``df.attrs["leakage"]``; a failed check (here or in ``full``) returns a table
+    without rows before any training.
     """
     if FULL in methods:
         raise ValueError(f"method name {FULL!r} is reserved for full-data training")
     kind = task_kind(task.task_type)
-    metric, _ = primary_metric(kind)
     seeds = list(seeds)
     distill_seconds = distill_seconds or {}
-    sampler = make_sampler(db, num_neighbors)
-    train_df = label_frame(task.train)
-    splits = {
-        name: SampledSplit(sampler, features, table, task, batch_size)
-        for name, table in (("val", task.val), ("test", task.test))
-    }
-    probe = train_df.sample(n=min(len(train_df), leak_check_rows), random_state=0)
-    probe_split = SampledSplit(sampler, features, probe, task, batch_size, with_target=False)
-    report = check_split_leakage(db, task.entity_table, {"train": probe_split, **splits})
+    splits = prepare_splits(db, features, task, batch_size, spec.num_neighbors)
+    report = splits.leakage
+    if report.passed and full is not None and not full.leakage["passed"]:
+        report = LeakageReport(**full.leakage)
     if not report.passed:
         log(f"temporal leakage of up to {report.max_leak_seconds} s: no model is trained")
         return _empty_scores(report)
-    num_classes = 1
-    if kind == MULTICLASS:
-        widths = [np.asarray(g.y).shape[1] for g in methods.values()]
-        labels = [train_df[task.target_col], label_frame(task.val)[task.target_col]]
-        num_classes = max(widths + [int(max(np.asarray(y, dtype=np.int64).max() for y in labels)) + 1])
-    full_bytes = full_storage_bytes or full_nbytes(db, features, train_df, kind, num_classes)
-    test_y = splits["test"].y
-    baseline = trivial_score(kind, train_df[task.target_col].to_numpy(), test_y)
+    full_bytes = full.storage_bytes if full is not None else full_nbytes(db, features, task)
 
-    records: list[dict] = []
-
-    def scored(model_name: str, method: str, seed: int, res, nbytes: int, dist_s: float) -> dict:
-        """Score a trained model on real test seeds right away (models are not kept)."""
-        return {
-            "model": model_name, "method": method, "seed": seed,
-            **splits["test"].score(res.model, device, kind),
-            "val_value": res.val_metric, "storage_bytes": nbytes,
-            "distill_seconds": dist_s, "train_seconds": res.seconds,
-        }
-
+    records: list[dict] = [] if gbm is None else [{**gbm.record, "storage_bytes": full_bytes}]
     for model_name in models:
         for seed in seeds:
-            if full:
-                rec = full_cache.get(model_name, seed) if full_cache is not None else None
-                if rec is None:
-                    log(f"{model_name} seed {seed}: training on the full database ({len(train_df)} labels)")
-                    res = train_full(
-                        model_name, db, features, task, epochs_full, batch_size, seed, device,
-                        num_neighbors, hidden=hidden, num_layers=num_layers,
-                        num_classes=num_classes if kind == MULTICLASS else None,
-                        sampler=sampler, val_split=splits["val"], log=log,
-                    )
-                    if res.max_leak_seconds > 0:  # the sampler's own measure over every train batch
-                        log(f"temporal leakage of {res.max_leak_seconds} s in full-data training batches")
-                        return _empty_scores(LeakageReport(False, res.max_leak_seconds, [
-                            {"split": "train (full-data training batches)", "leak_seconds": res.max_leak_seconds}
-                        ]))
-                    rec = scored(model_name, FULL, seed, res, full_bytes, 0.0)
-                    if full_cache is not None:
-                        full_cache.put(model_name, seed, rec)
-                else:
-                    log(f"{model_name} seed {seed}: full-database scores reused from an earlier budget")
-                records.append(rec)
+            reference = full.record(model_name, seed) if full is not None else None
+            if full is not None and reference is None:
+                raise ValueError(f"full_training has no {model_name} model trained with seed {seed}")
+            if reference is not None:
+                records.append(reference)
             for method, graph in methods.items():
                 res = train_distilled(
-                    model_name, graph, epochs_distilled, seed, device, kind,
-                    hidden=hidden, num_layers=num_layers, val_split=splits["val"],
+                    model_name, graph, epochs_distilled, seed, device, kind, spec,
+                    val_split=splits.val,
                 )
-                records.append(scored(model_name, method, seed, res, graph.nbytes(),
-                                      float(distill_seconds.get(method, math.nan))))
+                records.append(splits.scored(model_name, method, seed, res, graph.nbytes(),
+                                             float(distill_seconds.get(method, math.nan)), device))
 
     if not records:
         return _empty_scores(report)
-    out = score_table(pd.DataFrame(records), kind, full_bytes, baseline)
+    out = score_table(pd.DataFrame(records), kind, full_bytes, splits.trivial)
     out.attrs["leakage"] = report._asdict()
-    out.attrs["trivial_score"] = baseline
+    out.attrs["trivial_score"] = splits.trivial
     out.attrs["full_storage_bytes"] = full_bytes
     return out
 
 
 def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: float) -> pd.DataFrame:
     """Per-seed records -> one row per model x method: mean and std of the primary metric
-    over seeds, the other metrics' means, and compression, retention and speedup against
-    the same model on the full database (NaN where that model has no full-data row)."""
+    over seeds, the other metrics' means, compression, and retention against the best
+    full-data row and against the same model's (NaN where there is none), and speedup."""
     kind = task_kind(task_type)
     metric, _ = primary_metric(kind)
     fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds"}
@@ -249,7 +125,11 @@ def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: fl
     agg["metric"] = metric
     agg["compression_ratio"] = full_bytes / agg["storage_bytes"]
     reference = agg[agg["method"] == FULL].set_index("model")
-    agg["utility_retention"] = [
+    best_full = math.nan
+    for value in reference["value"]:
+        best_full = value if is_better(value, best_full, kind) else best_full
+    agg["utility_retention"] = [utility_retention(v, best_full, kind, baseline) for v in agg["value"]]
+    agg["retention_vs_same_model"] = [
         utility_retention(row.value, reference.at[row.model, "value"], kind, baseline)
         if row.model in reference.index else math.nan
         for row in agg.itertuples()
@@ -277,15 +157,18 @@ def _cell(value) -> str:
 
 
 def scores_markdown(df: pd.DataFrame) -> str:
-    """The score table as GitHub markdown, one row per model x method."""
-    header = ["model", "method", "metric", "test (mean ± std)", "val", "retention", "storage bytes",
-              "compression", "distill s", "train s", "speedup"]
+    """The score table as GitHub markdown, one row per model x method. "retention" is
+    against the best full-data row (GBM reference included), "(same model)" against the
+    same model trained on the full database."""
+    header = ["model", "method", "metric", "test (mean ± std)", "val", "retention",
+              "retention (same model)", "storage bytes", "compression", "distill s", "train s", "speedup"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in df.itertuples():
         cells = [
             _cell(r.model), _cell(r.method), _cell(r.metric),
             f"{_cell(float(r.value))} ± {_cell(float(r.value_std))}", _cell(float(r.val_value)),
-            _cell(float(r.utility_retention)), f"{int(r.storage_bytes):,}",
+            _cell(float(r.utility_retention)), _cell(float(r.retention_vs_same_model)),
+            f"{int(r.storage_bytes):,}",
             f"{float(r.compression_ratio):,.1f}x", _cell(float(r.distill_seconds)),
             _cell(float(r.train_seconds)), _cell(float(r.speedup)),
         ]

@@ -154,7 +154,9 @@ class SyntheticGraph:
     row (exactly one parent per child, as a foreign key has). ``y`` is the (soft) label of
     every synthetic row of ``target_table``: shape (n,) for regression / binary
     probabilities, (n, C) for class probabilities. ``blocks`` is the SBM block (cluster) of
-    each synthetic node where the method has one.
+    each synthetic node where the method has one. ``age`` holds, for graphs that carry row
+    times, each node's age in days at the time of the label it serves (NaN: untimed), what
+    a temporal model reads (``temporal.age_days``); it is stored and counted in ``nbytes``.
     """
 
     schema: GraphSchema
@@ -163,6 +165,7 @@ class SyntheticGraph:
     parents: dict[int, np.ndarray]
     y: np.ndarray
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
+    age: dict[str, np.ndarray] = field(default_factory=dict)
 
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}
@@ -171,6 +174,7 @@ class SyntheticGraph:
         """Storage of the distilled payload: features, edges (int32) and labels."""
         total = sum(np.asarray(v, dtype=np.float32).nbytes for v in self.x.values())
         total += sum(len(p) * 2 * 4 for p in self.parents.values())
+        total += sum(np.asarray(v, dtype=np.float32).nbytes for v in self.age.values())
         return int(total + np.asarray(self.y, dtype=np.float32).nbytes)
 
     def to_hetero(self):
@@ -183,6 +187,8 @@ class SyntheticGraph:
             nt = self.schema.node_type(table)
             data[nt].x = torch.as_tensor(np.asarray(self.x[table]), dtype=torch.float32)
             data[nt].num_nodes = int(self.x[table].shape[0])
+            if table in self.age:
+                data[nt].age = torch.as_tensor(np.asarray(self.age[table]), dtype=torch.float32)
         for rel in self.schema.relations:
             parent = np.asarray(self.parents[rel.index], dtype=np.int64)
             child = np.arange(len(parent))
@@ -202,6 +208,7 @@ class SyntheticGraph:
         arrays = {f"x_{i}": np.asarray(self.x[t]) for i, t in enumerate(self.schema.tables)}
         arrays.update({f"parents_{j}": p for j, p in self.parents.items()})
         arrays.update({f"blocks_{i}": self.blocks[t] for i, t in enumerate(self.schema.tables) if t in self.blocks})
+        arrays.update({f"age_{i}": self.age[t] for i, t in enumerate(self.schema.tables) if t in self.age})
         arrays["y"] = np.asarray(self.y)
         np.savez(path / "graph.npz", **arrays)
         meta = {"schema": self.schema.to_dict(), "target_table": self.target_table}
@@ -219,5 +226,6 @@ class SyntheticGraph:
             blocks = {
                 t: z[f"blocks_{i}"] for i, t in enumerate(schema.tables) if f"blocks_{i}" in z
             }
+            age = {t: z[f"age_{i}"] for i, t in enumerate(schema.tables) if f"age_{i}" in z}
             y = z["y"]
-        return cls(schema, meta["target_table"], x, parents, y, blocks)
+        return cls(schema, meta["target_table"], x, parents, y, blocks, age)

@@ -50,14 +50,18 @@ def is_better(value: float, best: float, task_type: TaskType | str) -> bool:
     return value > best if primary_metric(task_type)[1] else value < best
 
 
-def loss(task_type: TaskType | str, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss(task_type: TaskType | str, raw: torch.Tensor, y: torch.Tensor, regression: str = "mse") -> torch.Tensor:
     """Training loss of raw outputs: BCE with logits (hard or soft labels), cross-entropy
-    (class ids or class probabilities), MSE (on standardised targets)."""
+    (class ids or class probabilities), on standardised regression targets MSE (the KRR
+    surrogate's least squares) or ``regression="l1"`` (what a GNN judged by MAE trains on,
+    as in RelBench)."""
     kind = task_kind(task_type)
     if kind == BINARY:
         return F.binary_cross_entropy_with_logits(raw.view(-1), y.float().view(-1))
     if kind == MULTICLASS:
         return F.cross_entropy(raw, y.long() if y.ndim == 1 else y.float())
+    if regression == "l1":
+        return F.l1_loss(raw.view(-1), y.float().view(-1))
     return F.mse_loss(raw.view(-1), y.float().view(-1))
 
 

@@ -2,13 +2,18 @@
 
 Every model reads the same inputs: ``x_dict`` (per node type, features of dimension
 ``in_dim`` from the frozen row encoder, or learned synthetic features) and
-``edge_index_dict`` over the shared positional metadata of ``graph.GraphSchema``. So one
+``edge_index_dict`` over the shared positional metadata of ``graph.GraphSchema``, plus, for
+a model built ``temporal``, ``age_dict``: each node's age in days at its seed's time
+(``temporal.age_days``; NaN for untimed rows), encoded as in RelBench's RDL model. So one
 model class runs unchanged on a sampled real subgraph, on the whole REG and on a distilled
-graph. Per-node-type layers live in ``ModuleList``s indexed by the node type's position:
+graph. SAGE aggregates by ``aggr`` (``"sum"`` by default: a parent with 300 children is not
+the same as one with 1). Per-node-type layers live in ``ModuleList``s indexed by the node type's position:
 no module is ever keyed by a name, user-given or not, of our own making.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from relbench.base import TaskType
@@ -19,6 +24,36 @@ from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, task_kind
 Metadata = tuple[list[str], list[tuple[str, str, str]]]
 
 MODEL_NAMES = ("sage", "hgt", "han")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How evaluation builds and feeds every GNN, on the full database and on any graph:
+    width, depth, SAGE's neighbour aggregation, the neighbours sampled per hop of a real
+    subgraph, and whether real rows' ages at the seed time are read (``temporal``; a graph
+    without times trains a model without the encoder)."""
+
+    hidden: int = 64
+    num_layers: int = 2
+    aggr: str = "sum"
+    temporal: bool = True
+    num_neighbors: tuple[int, ...] = (16, 8)
+
+
+class RelativeTime(nn.Module):
+    """Sinusoidal features of a row's age (days before its seed's time), projected per node
+    type; rows without a time get zeros."""
+
+    def __init__(self, num_node_types: int, hidden: int) -> None:
+        super().__init__()
+        half = max(hidden // 2, 1)
+        self.register_buffer("freq", 1.0 / (10000.0 ** (torch.arange(half, dtype=torch.float32) / half)))
+        self.lin = nn.ModuleList(nn.Linear(2 * half, hidden) for _ in range(num_node_types))
+
+    def forward(self, i: int, age_days: Tensor) -> Tensor:
+        timed = torch.isfinite(age_days)
+        z = torch.where(timed, age_days, torch.zeros_like(age_days))[:, None] * self.freq
+        return self.lin[i](torch.cat([z.sin(), z.cos()], dim=-1)) * timed[:, None]
 
 
 class HeteroGNN(nn.Module):
@@ -38,6 +73,8 @@ class HeteroGNN(nn.Module):
         out_dim: int = 1,
         num_layers: int = 2,
         heads: int = 2,
+        aggr: str = "sum",
+        temporal: bool = False,
     ) -> None:
         super().__init__()
         from torch_geometric.nn import HANConv, HeteroConv, HGTConv, LayerNorm, SAGEConv
@@ -50,12 +87,13 @@ class HeteroGNN(nn.Module):
         self.edge_types = edge_types
         self.out_dim = out_dim
         self.lin_in = nn.ModuleList(nn.Linear(in_dim, hidden) for _ in node_types)
+        self.time_encoder = RelativeTime(len(node_types), hidden) if temporal else None
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         for _ in range(num_layers):
             if name == "sage":
                 conv = HeteroConv(
-                    {et: SAGEConv((hidden, hidden), hidden, aggr="mean") for et in edge_types},
+                    {et: SAGEConv((hidden, hidden), hidden, aggr=aggr) for et in edge_types},
                     aggr="sum",
                 )
             elif name == "hgt":
@@ -86,13 +124,24 @@ class HeteroGNN(nn.Module):
             return raw.view(-1) * self.target_scale + self.target_loc
         raise RuntimeError("model has no task: train it with t2g_lib.train first")
 
-    def embed(self, x_dict: dict[str, Tensor], edge_index_dict: dict) -> dict[str, Tensor]:
+    @property
+    def temporal(self) -> bool:
+        """Whether the model reads each node's age (``age_dict``)."""
+        return self.time_encoder is not None
+
+    def embed(
+        self, x_dict: dict[str, Tensor], edge_index_dict: dict, age_dict: dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
         """Hidden states of every node after the message-passing layers."""
         h = {
             nt: self.lin_in[i](x_dict[nt])
             for i, nt in enumerate(self.node_types)
             if nt in x_dict
         }
+        if self.time_encoder is not None and age_dict is not None:
+            for i, nt in enumerate(self.node_types):
+                if nt in h and nt in age_dict:
+                    h[nt] = h[nt] + self.time_encoder(i, age_dict[nt])
         edges = {et: ei for et, ei in edge_index_dict.items() if et[0] in h and et[2] in h}
         for conv, norms in zip(self.convs, self.norms):
             out = conv(h, edges) if edges else {}
@@ -117,10 +166,11 @@ class HeteroGNN(nn.Module):
         edge_index_dict: dict,
         seed_type: str,
         num_seeds: int | None = None,
+        age_dict: dict[str, Tensor] | None = None,
     ) -> Tensor:
         """Raw outputs, shape (n_seeds, out_dim), for the first ``num_seeds`` seed-type nodes
         (all of them when None: a distilled graph's target nodes are all training seeds)."""
-        h = self.embed(x_dict, edge_index_dict)[seed_type]
+        h = self.embed(x_dict, edge_index_dict, age_dict)[seed_type]
         if num_seeds is not None:
             h = h[:num_seeds]
         return self.head(h)
@@ -133,7 +183,10 @@ def build_model(
     hidden: int = 64,
     out_dim: int = 1,
     num_layers: int = 2,
+    aggr: str = "sum",
+    temporal: bool = False,
 ) -> HeteroGNN:
-    """``"sage"`` (RelBench's RDL GraphSAGE: SAGEConv(mean) + LayerNorm + ReLU), ``"hgt"``
-    or ``"han"`` (metapaths = the graph's edge types) over PyG heterogeneous metadata."""
-    return HeteroGNN(name, metadata, in_dim, hidden, out_dim, num_layers)
+    """``"sage"`` (RelBench's RDL GraphSAGE: SAGEConv(``aggr``) + LayerNorm + ReLU), ``"hgt"``
+    or ``"han"`` (metapaths = the graph's edge types) over PyG heterogeneous metadata;
+    ``temporal`` adds the relative-time encoder."""
+    return HeteroGNN(name, metadata, in_dim, hidden, out_dim, num_layers, aggr=aggr, temporal=temporal)

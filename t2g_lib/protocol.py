@@ -5,21 +5,22 @@ without the pseudo-label term), and the baselines of ``baselines.build_baselines
 (``centroids``: the SBM graph with cluster centroids, no KRR; the coresets ``random``,
 ``kcenter`` and ``herding``); plus each model on the full database. Each method's graph is
 built by a stage of its own; this module trains and scores on all of them. The gate statistic
-is T2G's utility retention of its best model. Full-data scores are shared by a task's
-budgets through ``full_cache_dir`` (``full_cache.py``).
+is T2G's utility retention of its best model, against the best full-data reference
+(``full_training``'s models and ``gbm_reference``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 from relbench.base import Database
 
 from t2g_lib.baselines import BaselineGraphs
+from t2g_lib.full_training import FullTraining
+from t2g_lib.gbm_reference import GBMReference
 from t2g_lib.krr import Distillation
 from t2g_lib.pretrain import PretrainResult
 from t2g_lib.task_data import TaskData
@@ -35,13 +36,13 @@ class EvalSetup:
     distilled: Distillation
     ablation: Distillation
     baselines: BaselineGraphs
+    full: FullTraining
+    gbm: GBMReference | None
     models: list[str]
-    epochs: int = 5
     epochs_distilled: int = 100
     seed: int = 0
     device: object = "cpu"
     log: Callable[[str], None] = print
-    full_cache_dir: Path | None = None
 
 
 @dataclass
@@ -61,23 +62,14 @@ def methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
 
 
 def run_evaluation(setup: EvalSetup) -> EvalReport:
-    """Train each model on each method's graph and on the full data; score on real test."""
+    """Train each model on each method's graph; score on real test next to the full data."""
     from t2g_lib.evaluate import evaluate_methods
-    from t2g_lib.full_cache import FullRunCache, arrays_digest, labels_digest, cache_key
 
-    task = setup.task
     graphs, seconds = methods(setup)
-    features = setup.pretraining.embeddings
-    cache = None
-    if setup.full_cache_dir is not None:
-        cache = FullRunCache(setup.full_cache_dir, cache_key(
-            features=arrays_digest(features), labels=labels_digest(task.train, task.val, task.test),
-            task=task.name, epochs=setup.epochs, device=str(setup.device),
-        ))
     scores = evaluate_methods(
-        graphs, setup.models, setup.db, features, task, full=True, seeds=(setup.seed,), distill_seconds=seconds, epochs_full=setup.epochs,
-        epochs_distilled=setup.epochs_distilled,
-        device=setup.device, full_cache=cache, log=setup.log,
+        graphs, setup.models, setup.db, setup.pretraining.embeddings, setup.task, full=setup.full,
+        seeds=(setup.seed,), gbm=setup.gbm, distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
+        device=setup.device, log=setup.log,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]
     retention = float(t2g.max()) if len(t2g) and not t2g.isna().all() else math.nan

@@ -22,6 +22,8 @@ class TaskData:
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
+    window: pd.Timedelta | None = None
+    """The task's forecast window (the manifest's ``timedelta``), when it has one."""
 
 
 SPLITS = ("train", "val", "test")
@@ -50,8 +52,9 @@ def task_from_snapshot(name: str, manifest: dict, labels: dict[str, pd.DataFrame
     """The task object of one snapshotted task (labels of every split, test unmasked)."""
     tm = TaskManifest.from_dict(manifest)
     splits = {s: labels[s].reset_index(drop=True) for s in SPLITS}
+    window = pd.Timedelta(tm.timedelta) if tm.timedelta else None
     return TaskData(name, tm.task_type, tm.entity_table, tm.entity_col, tm.time_col, tm.target_col,
-                    splits["train"], splits["val"], splits["test"])
+                    splits["train"], splits["val"], splits["test"], window)
 
 
 def parse_budget(budget: str) -> dict:

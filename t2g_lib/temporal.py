@@ -198,6 +198,20 @@ class TemporalSampler:
         return data
 
 
+def age_days(subgraph: HeteroData) -> dict[str, torch.Tensor]:
+    """Per node type, each node's age in days at its seed's time (what a temporal model
+    reads); NaN for untimed rows and for seeds without a time limit."""
+    out = {}
+    for nt in subgraph.node_types:
+        store = subgraph[nt]
+        if "time" not in store or "seed_time" not in store:
+            continue
+        age = (store.seed_time.double() - store.time.double()) / 86400.0
+        age[(store.time == UNTIMED) | (store.seed_time == NO_TIME_LIMIT)] = float("nan")
+        out[nt] = age.float()
+    return out
+
+
 def max_leak_seconds(subgraph: HeteroData) -> int:
     """Largest ``time - seed_time`` over the timed nodes of a sample (<= 0: no leak).
 

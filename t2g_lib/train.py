@@ -23,9 +23,13 @@ from torch_geometric.data import HeteroData
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
-from t2g_lib.models import HeteroGNN, build_model
+from t2g_lib.models import HeteroGNN, ModelSpec, build_model
 from t2g_lib.task_data import TaskData
-from t2g_lib.temporal import TemporalSampler, max_leak_seconds, to_seconds
+from t2g_lib.temporal import TemporalSampler, age_days, max_leak_seconds, to_seconds
+
+
+GNN_REGRESSION_LOSS = "l1"
+"""Regression GNNs are judged by MAE, so they train on it (RelBench's choice too)."""
 
 
 @dataclass
@@ -111,7 +115,7 @@ class SampledSplit:
         outs = []
         for n, sub in self.batches:
             sub = sub.to(device)
-            raw = model(sub.x_dict, sub.edge_index_dict, self.seed_type, n)
+            raw = model(sub.x_dict, sub.edge_index_dict, self.seed_type, n, age_days(sub))
             outs.append(model.output_to_prediction(raw).cpu())
         if not outs:
             return np.zeros((0,), dtype=np.float32)
@@ -205,10 +209,8 @@ def train_full(
     batch_size: int = 512,
     seed: int = 0,
     device="cpu",
-    num_neighbors=(8, 8),
+    spec: ModelSpec = ModelSpec(),
     *,
-    hidden: int = 64,
-    num_layers: int = 2,
     lr: float = 0.005,
     patience: int = 3,
     num_classes: int | None = None,
@@ -225,7 +227,7 @@ def train_full(
     kind = task_kind(task.task_type)
     metric, _ = primary_metric(kind)
     schema = GraphSchema.from_database(db)
-    sampler = sampler if sampler is not None else make_sampler(db, num_neighbors)
+    sampler = sampler if sampler is not None else make_sampler(db, spec.num_neighbors)
     seed_type = schema.node_type(task.entity_table)
     feats = as_feature_tensors(features)
     dims = {int(f.shape[1]) for f in feats.values()}
@@ -239,7 +241,8 @@ def train_full(
         val_split = SampledSplit(sampler, feats, task.val, task, batch_size)
     out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
-    model = build_model(model_name, schema.metadata(), dims.pop(), hidden, out_dim, num_layers)
+    model = build_model(model_name, schema.metadata(), dims.pop(), spec.hidden, out_dim, spec.num_layers,
+                        spec.aggr, spec.temporal)
     if kind == MULTICLASS:
         model.set_task(kind)
         y_train = torch.as_tensor(y_all.astype(np.int64))
@@ -267,8 +270,8 @@ def train_full(
             sub = sampler.sample(task.entity_table, index[rows], times[rows], feats)
             max_leak = max(max_leak, int(max_leak_seconds(sub)))
             sub = sub.to(device)
-            raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows))
-            loss = task_loss(kind, raw, y_train[rows].to(device))
+            raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows), age_days(sub))
+            loss = task_loss(kind, raw, y_train[rows].to(device), GNN_REGRESSION_LOSS)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -290,9 +293,8 @@ def train_distilled(
     seed: int = 0,
     device="cpu",
     task_type="binary",
+    spec: ModelSpec = ModelSpec(),
     *,
-    hidden: int = 64,
-    num_layers: int = 2,
     lr: float = 0.005,
     val_split: SampledSplit | None = None,
     eval_every: int = 10,
@@ -320,7 +322,11 @@ def train_distilled(
     out_dim = int(y.shape[1]) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
     in_dim = int(data[seed_type].x.shape[1])
-    model = build_model(model_name, graph.schema.metadata(), in_dim, hidden, out_dim, num_layers)
+    # The time encoder only when the graph carries row ages (``SyntheticGraph.age``).
+    temporal = spec.temporal and bool(graph.age)
+    model = build_model(
+        model_name, graph.schema.metadata(), in_dim, spec.hidden, out_dim, spec.num_layers, spec.aggr, temporal
+    )
     if kind == REGRESSION:
         model.set_task(kind, float(y.mean()), float(y.std()))
         y = (y - model.target_loc.item()) / model.target_scale.item()
@@ -330,11 +336,12 @@ def train_distilled(
     data = data.to(device)
     target = torch.as_tensor(y, dtype=torch.float32, device=device)
     x_dict, edge_index_dict = data.x_dict, data.edge_index_dict
+    ages = {nt: data[nt].age for nt in data.node_types if "age" in data[nt]} if temporal else None
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def train_epoch() -> float:
         """One full-batch step on the synthetic graph; its loss."""
-        loss = task_loss(kind, model(x_dict, edge_index_dict, seed_type), target)
+        loss = task_loss(kind, model(x_dict, edge_index_dict, seed_type, None, ages), target, GNN_REGRESSION_LOSS)
         opt.zero_grad()
         loss.backward()
         opt.step()

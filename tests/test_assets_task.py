@@ -49,7 +49,9 @@ def test_evaluation_that_clears_the_utility_gate_publishes(env):
     assert checks == {"no_temporal_leakage": True, "utility_retention": True}
     assert {"evaluation_scores", "distilled_database"} <= materialized(result)
     scores = result.output_for_node("evaluation_scores")
-    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random", "kcenter", "herding"} <= set(scores["method"])
+    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random_subgraphs", "kcenter_subgraphs",
+            "herding_subgraphs"} <= set(scores["method"])
+    assert "gbm" in set(scores["model"])
     mat = [m for m in result.get_asset_materialization_events() if m.asset_key == AssetKey("evaluation_scores")][0]
     table = mat.materialization.metadata["scores"]  # a sortable table in the UI, one row per method
     assert len(table.records) == len(scores)

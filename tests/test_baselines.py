@@ -1,23 +1,22 @@
-"""Coreset baselines: exact budget, real rows and labels, valid FK edges, determinism."""
+"""Baselines: subgraph coresets within budget, holding the sampled neighbourhoods of real
+labelled examples; the selectors; the centroid start."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_models import ENTITY, EVENTS, ITEMS, TIME_COL, make_fixture, make_graph
 
-from t2g_lib.baselines import (
-    centroid_baseline, herding_coreset, kcenter_coreset, random_coreset, select_herding,
-    select_kcenter,
-)
-from t2g_lib.graph import GraphSchema, SyntheticGraph, fkey_index
-from t2g_lib.temporal import to_seconds
+from t2g_lib.baselines import SELECTORS, centroid_baseline
+from t2g_lib.graph import GraphSchema, fkey_index
+from t2g_lib.models import ModelSpec
+from t2g_lib.selectors import select_herding, select_kcenter
+from t2g_lib.subgraph_coreset import subgraph_coreset, trees_to_graph
+from t2g_lib.temporal import TemporalSampler, to_seconds
+from t2g_lib.train import as_feature_tensors
 
-CORESETS = [random_coreset, kcenter_coreset, herding_coreset]
-
-
-def _build(fn, fx, reference, seed=0) -> SyntheticGraph:
-    return fn(fx.db, fx.features, reference, fx.task, seed)
+SPEC = ModelSpec(num_neighbors=(4, 4))
 
 
 def _row_of(features: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -28,51 +27,48 @@ def _row_of(features: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("task_type", ["binary", "multiclass", "regression"])
-@pytest.mark.parametrize("fn", CORESETS)
-def test_coreset_matches_budget_exactly(fn, task_type: str) -> None:
+@pytest.mark.parametrize("name", sorted(SELECTORS))
+def test_subgraph_coreset_fits_the_budget_and_the_task(name: str, task_type: str) -> None:
     fx = make_fixture(task_type)
     reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
-    graph = _build(fn, fx, reference)
-    assert graph.num_nodes() == reference.num_nodes()
-    assert graph.nbytes() == reference.nbytes()
-    assert np.asarray(graph.y).shape == np.asarray(reference.y).shape
+    graph = subgraph_coreset(SELECTORS[name], fx.db, fx.features, reference, fx.task, 0, SPEC)
+    again = subgraph_coreset(SELECTORS[name], fx.db, fx.features, reference, fx.task, 0, SPEC)
+    assert 0 < graph.nbytes() <= reference.nbytes()
+    n = graph.num_nodes()[ENTITY]
+    assert n >= 1 and np.asarray(graph.y).shape == ((n, 3) if task_type == "multiclass" else (n,))
     assert graph.schema.metadata() == reference.schema.metadata()
-
-
-def test_multiclass_labels_are_one_hot_even_against_an_unlabelled_structure() -> None:
-    fx = make_fixture("multiclass")
-    structure = make_graph(fx)
-    structure.y = np.zeros(structure.num_nodes()[ENTITY], dtype=np.float32)  # as the SBM leaves it
-    graph = random_coreset(fx.db, fx.features, structure, fx.task)
-    assert graph.y.shape == (structure.num_nodes()[ENTITY], 3)
-    np.testing.assert_array_equal(graph.y.sum(1), 1.0)
-
-
-@pytest.mark.parametrize("fn", CORESETS)
-def test_coreset_holds_real_rows_labels_and_edges(fn) -> None:
-    fx = make_fixture("binary")
-    reference = make_graph(fx, {ENTITY: 8, EVENTS: 24, ITEMS: 3})
-    graph = _build(fn, fx, reference, seed=4)
-    again = _build(fn, fx, reference, seed=4)
     for t in graph.schema.tables:
-        np.testing.assert_array_equal(graph.x[t], again.x[t])
+        np.testing.assert_array_equal(graph.x[t], again.x[t])  # same seed, same coreset
+
+
+def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
+    fx = make_fixture("binary")
+    sampler = TemporalSampler(fx.db, [4, 4])
+    picks = np.array([0, 5, 50])
+    train = fx.train.iloc[picks]
+    users, times = train["user"].to_numpy(), to_seconds(train["label time"])
+    sub = sampler.sample(ENTITY, users, times, as_feature_tensors(fx.features))
+    graph = trees_to_graph(sub, sampler.schema, ENTITY, len(picks), train["y"].to_numpy())
     rows = {t: _row_of(fx.features[t], graph.x[t]) for t in graph.schema.tables}
-    assert len(set(rows[EVENTS])) == len(rows[EVENTS])
-    # Labels are the real labels of selected training examples; both classes are kept.
-    labelled = set(zip(fx.train["user"], fx.train["y"]))
-    assert all((int(u), int(y)) in labelled for u, y in zip(rows[ENTITY], graph.y))
-    assert set(graph.y.tolist()) == {0.0, 1.0}
-    # No event stamped after the last training label time.
-    cutoff = to_seconds(fx.train["label time"]).max()
-    assert (to_seconds(fx.db.table_dict[EVENTS].df[TIME_COL])[rows[EVENTS]] <= cutoff).all()
-    # Every child has a valid parent; a selected true parent is kept.
+    assert rows[ENTITY].tolist() == users.tolist()  # only the labelled examples, in order
+    np.testing.assert_array_equal(graph.y, train["y"].to_numpy())
+    event_time = to_seconds(fx.db.table_dict[EVENTS].df[TIME_COL])
     schema = GraphSchema.from_database(fx.db)
-    for rel in schema.relations:
-        par = graph.parents[rel.index]
-        assert ((par >= 0) & (par < graph.num_nodes()[rel.parent])).all()
-        true = fkey_index(fx.db, rel)[rows[rel.child]]
-        kept = np.isin(true, rows[rel.parent])
-        np.testing.assert_array_equal(rows[rel.parent][par[kept]], true[kept])
+    to_user = next(r for r in schema.relations if r.child == EVENTS and r.parent == ENTITY)
+    to_item = next(r for r in schema.relations if r.child == EVENTS and r.parent == ITEMS)
+    owner = graph.parents[to_user.index]
+    for i, (user, t) in enumerate(zip(users, times)):
+        mine = rows[EVENTS][owner == i]
+        visible = np.flatnonzero((fkey_index(fx.db, to_user) == user) & (event_time <= t))
+        latest = visible[np.argsort(event_time[visible], kind="stable")][-4:]
+        assert sorted(mine.tolist()) == sorted(latest.tolist())  # the 4 most recent by T
+        ages = graph.age[EVENTS][owner == i]
+        np.testing.assert_allclose(ages, (t - event_time[mine]) / 86400.0, rtol=1e-6)
+    # Each event keeps its true item; items are timeless.
+    item_rows = rows[ITEMS][graph.parents[to_item.index]]
+    np.testing.assert_array_equal(item_rows, fkey_index(fx.db, to_item)[rows[EVENTS]])
+    assert np.isnan(graph.age[ITEMS]).all()
+    assert pd.Series(graph.parents[to_user.index]).between(0, len(picks) - 1).all()
 
 
 def test_kcenter_covers_and_herding_tracks_the_mean() -> None:

@@ -18,7 +18,7 @@ import torch
 from relbench.base import Database, Table
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
-from t2g_lib.models import MODEL_NAMES, build_model
+from t2g_lib.models import MODEL_NAMES, ModelSpec, build_model
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, to_seconds
 from t2g_lib.train import (
@@ -179,7 +179,7 @@ def test_model_without_edges_still_predicts(fx: Fixture) -> None:
 
 def test_train_full_learns_without_leakage_and_is_deterministic(fx: Fixture) -> None:
     kwargs = dict(db=fx.db, features=fx.features, task=fx.task, epochs=6, batch_size=64, seed=3, device="cpu",
-                  hidden=32)
+                  spec=ModelSpec(hidden=32))
     a = train_full("sage", **kwargs)
     b = train_full("sage", **kwargs)
     assert a.metric_name == "auroc" and a.val_metric > 0.8
@@ -196,9 +196,9 @@ def test_train_distilled_transfers_to_real_seeds(fx: Fixture) -> None:
     sampler = TemporalSampler(fx.db, [8, 8])
     val = SampledSplit(sampler, fx.features, fx.val, fx.task, 64)
     res = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
-                          hidden=32, val_split=val, eval_every=20)
+                          spec=ModelSpec(hidden=32), val_split=val, eval_every=20)
     again = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
-                            hidden=32, val_split=val, eval_every=20)
+                            spec=ModelSpec(hidden=32), val_split=val, eval_every=20)
     assert res.losses[-1] < res.losses[0]
     assert res.val_metric > 0.7
     pred, leak = predict(res.model, fx.db, fx.features, fx.test, fx.task)
@@ -211,7 +211,7 @@ def test_train_distilled_transfers_to_real_seeds(fx: Fixture) -> None:
 def test_distilled_outputs_match_the_task(task_type: str) -> None:
     fxt = make_fixture(task_type)
     graph = make_graph(fxt)
-    res = train_distilled("han", graph, epochs=80, seed=0, task_type=task_type, hidden=32)
+    res = train_distilled("han", graph, epochs=80, seed=0, task_type=task_type, spec=ModelSpec(hidden=32))
     assert res.losses[-1] < res.losses[0]
     pred, _ = predict(res.model, fxt.db, fxt.features, fxt.test, fxt.task)
     if task_type == "multiclass":

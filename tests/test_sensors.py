@@ -20,8 +20,7 @@ def env(tmp_path):
 def settings(env) -> dict:
     """The sensors read the same settings resource as the assets: folders and budgets."""
     return {"settings": T2GSettings(data_dir=str(env.data_dir), storage_dir=str(env.storage_dir),
-                                    text_cache_dir=str(env.storage_dir / "text_cache"),
-                                    full_training_cache_dir=str(env.storage_dir / "full"), budgets=["0.01", "n20"])}
+                                    text_cache_dir=str(env.storage_dir / "text_cache"), budgets=["0.01", "n20"])}
 
 
 def evaluate(env):

@@ -4,8 +4,6 @@ As in ``database.py``, the method is imported inside each asset, never at module
 the code server starts without torch; the value each asset returns is named in its docstring.
 """
 
-from pathlib import Path
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -191,6 +189,8 @@ def evaluation_scores(
     distilled_features,
     ablation_features,
     baseline_graphs,
+    full_training,
+    gbm_reference,
 ):
     """The score table (a DataFrame): GNNs trained on the distilled graph vs the full
     database and the baselines.
@@ -209,13 +209,13 @@ def evaluation_scores(
         distilled=distilled_features,
         ablation=ablation_features,
         baselines=baseline_graphs,
+        full=full_training,
+        gbm=gbm_reference,
         models=list(settings.eval_models),
-        epochs=settings.eval_epochs,
         epochs_distilled=settings.eval_epochs_distilled,
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,
-        full_cache_dir=Path(settings.full_training_cache_dir),
     )
     report = run_evaluation(setup)
     yield Output(report.scores, metadata=_scores_metadata(report))

@@ -1,0 +1,129 @@
+"""The features a practitioner hands a gradient-boosting model: per label ``(entity, T)``,
+the entity's own columns and, per child table, how many related rows it has, how recent
+they are and what their numbers average, all computed with DuckDB from rows stamped <= T.
+
+The time rule is the temporal sampler's (a row is visible to a label when its time is <= T;
+a row without a time is always visible), so the reference sees no more than the GNN does.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+from relbench.base import Database
+
+from t2g_lib.graph import GraphSchema, fkey_index
+from t2g_lib.task_data import TaskData
+from t2g_lib.timestamps import to_seconds
+
+DAY = 86400
+MAX_CATEGORIES = 254
+"""Categories kept per categorical column (the rest become missing): a histogram GBM bins
+each categorical feature into at most 255 bins."""
+
+
+def task_window_seconds(task: TaskData) -> int:
+    """The task's forecast window in seconds; without one, the median gap between its train
+    timestamps (a year when it has a single timestamp)."""
+    if task.window is not None:
+        return int(task.window.total_seconds())
+    stamps = np.unique(to_seconds(task.train[task.time_col]))
+    return int(np.median(np.diff(stamps))) if len(stamps) > 1 else 365 * DAY
+
+
+def _usable(columns: dict[str, str], hidden: set[tuple[str, str]], table: str, stype: str) -> list[str]:
+    return [c for c, s in columns.get(table, {}).items() if s == stype and (table, c) not in hidden]
+
+
+def entity_columns(
+    db: Database, task: TaskData, labels: pd.DataFrame, column_types: dict[str, dict[str, str]],
+    hidden: set[tuple[str, str]],
+) -> pd.DataFrame:
+    """The entity row's own columns per label: numbers as they are, categories as pandas
+    categoricals (the most frequent ``MAX_CATEGORIES``), timestamps as days before T, and T
+    itself (days since the epoch) so the model can tell eras apart."""
+    table = db.table_dict[task.entity_table]
+    rows = labels[task.entity_col].to_numpy(dtype=np.int64)
+    t = to_seconds(labels[task.time_col])
+    out = {"label_time_days": t / DAY}
+    for col in _usable(column_types, hidden, task.entity_table, "numerical"):
+        out[f"{task.entity_table}.{col}"] = pd.to_numeric(table.df[col], errors="coerce").to_numpy(float)[rows]
+    for col in _usable(column_types, hidden, task.entity_table, "categorical"):
+        raw = table.df[col]
+        values = raw.astype(str).where(raw.notna(), None)  # plain strings: sklearn refuses pd.NA
+        keep = list(values.value_counts().index[:MAX_CATEGORIES])
+        cats = pd.Categorical(values.where(values.isin(keep), None), categories=keep)
+        out[f"{task.entity_table}.{col}"] = cats[rows]
+    time_cols = _usable(column_types, hidden, task.entity_table, "timestamp")
+    for col in time_cols + ([table.time_col] if table.time_col and table.time_col not in time_cols else []):
+        when = pd.to_datetime(table.df[col], errors="coerce").to_numpy()[rows]
+        seconds = when.astype("datetime64[s]").astype("float64")
+        seconds[np.isnat(when)] = np.nan
+        out[f"{task.entity_table}.{col}_days_before"] = (t - seconds) / DAY
+    return pd.DataFrame(out)
+
+
+def child_aggregates(
+    db: Database, task: TaskData, labels: pd.DataFrame, column_types: dict[str, dict[str, str]],
+    hidden: set[tuple[str, str]],
+) -> pd.DataFrame:
+    """Per child table of the entity table (one block per foreign key): row counts over all
+    history, the last window and the window before it; days since the first and the latest
+    row; distinct timestamps; per numeric column its mean over history and its sums over the
+    last two windows. Labels whose entity has no visible child row get counts of 0."""
+    window = task_window_seconds(task)
+    con = duckdb.connect()
+    con.register("labels", pd.DataFrame({
+        "i": np.arange(len(labels)),
+        "e": labels[task.entity_col].to_numpy(dtype=np.int64),
+        "t": to_seconds(labels[task.time_col]),
+    }))
+    blocks = []
+    for rel in GraphSchema.from_database(db).relations:
+        if rel.parent != task.entity_table:
+            continue
+        child = db.table_dict[rel.child]
+        nums = [c for c in _usable(column_types, hidden, rel.child, "numerical") if c != rel.fkey_col]
+        frame = pd.DataFrame({"e": fkey_index(db, rel)})
+        timed = child.time_col is not None
+        if timed:
+            times = to_seconds(child.df[child.time_col]).astype("float64")
+            times[pd.isna(child.df[child.time_col]).to_numpy()] = np.nan
+            frame["t"] = times
+        for j, col in enumerate(nums):
+            frame[f"x{j}"] = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
+        con.register("child", frame[frame["e"] >= 0])
+        prefix = f"{rel.child}.{rel.fkey_col}"
+        win = f"c.t > l.t - {window} AND c.t <= l.t"
+        prev = f"c.t > l.t - {2 * window} AND c.t <= l.t - {window}"
+        parts = [f'count(c.e) AS "{prefix}.count"']
+        if timed:
+            parts += [
+                f'count(c.e) FILTER (WHERE {win}) AS "{prefix}.count_window"',
+                f'count(c.e) FILTER (WHERE {prev}) AS "{prefix}.count_prev_window"',
+                f'(l.t - max(c.t)) / {DAY} AS "{prefix}.days_since_last"',
+                f'(l.t - min(c.t)) / {DAY} AS "{prefix}.days_since_first"',
+                f'count(DISTINCT c.t) AS "{prefix}.distinct_times"',
+            ]
+        for j, col in enumerate(nums):
+            parts.append(f'avg(c.x{j}) AS "{prefix}.{col}.mean"')
+            if timed:
+                parts.append(f'coalesce(sum(c.x{j}) FILTER (WHERE {win}), 0) AS "{prefix}.{col}.sum_window"')
+                parts.append(f'coalesce(sum(c.x{j}) FILTER (WHERE {prev}), 0) AS "{prefix}.{col}.sum_prev_window"')
+        visible = "AND (c.t IS NULL OR c.t <= l.t)" if timed else ""
+        sql = (f"SELECT {', '.join(parts)} FROM labels l LEFT JOIN child c ON c.e = l.e {visible} "
+               "GROUP BY l.i, l.t ORDER BY l.i")
+        blocks.append(con.execute(sql).df())
+        con.unregister("child")
+    con.close()
+    return pd.concat(blocks, axis=1) if blocks else pd.DataFrame(index=range(len(labels)))
+
+
+def label_features(
+    db: Database, task: TaskData, labels: pd.DataFrame, column_types: dict[str, dict[str, str]],
+    hidden: set[tuple[str, str]],
+) -> pd.DataFrame:
+    """Entity columns and child aggregates, one row per label, in the labels' order."""
+    own = entity_columns(db, task, labels, column_types, hidden)
+    return pd.concat([own, child_aggregates(db, task, labels, column_types, hidden)], axis=1)

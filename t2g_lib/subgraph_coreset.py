@@ -1,0 +1,127 @@
+"""Subgraph coresets: real labelled training examples, each kept with its true temporal
+neighbourhood exactly as the GNN samples it, as many as fit the distilled graph's bytes.
+
+A coreset of loose rows cannot stand in for a database: a selected child whose parent was
+not selected must be dropped or re-attached to someone else's parent, and its model learns
+from neighbourhoods no real entity has. Here each example ``(entity, T)`` brings the
+disjoint subtree the temporal sampler draws for it (rows stamped <= T, the model's
+neighbours per hop), with every node's age at T, so a model trained on the coreset sees what
+a model trained on the full database sees, on fewer examples.
+
+Two adjustments turn sampled trees into a ``SyntheticGraph`` (one parent per child and
+relation, every target-table node a labelled example): the copy of a child's own parent
+that the sampler draws again one hop later is dropped (the child already links to it), and
+so are target-table rows that are not seeds, with whatever was sampled below them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from relbench.base import Database
+
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.metrics import MULTICLASS, task_kind
+from t2g_lib.models import ModelSpec
+from t2g_lib.selectors import Selector, take
+from t2g_lib.task_data import TaskData
+from t2g_lib.temporal import TemporalSampler, age_days
+from t2g_lib.timestamps import to_seconds
+from t2g_lib.train import as_feature_tensors, label_frame
+
+PROBE = 64
+"""Examples sampled to estimate the bytes one example's subtree takes."""
+
+
+def _kept_nodes(sub, schema, seed_type: str, num_seeds: int) -> dict[str, np.ndarray]:
+    """Per node type, a mask of the sampled nodes that stay (see the module docstring)."""
+    types = list(sub.node_types)
+    up = {nt: np.full((sub[nt].num_nodes, 2), -1) for nt in types}  # (type, node) that drew it
+    drop = {nt: np.zeros(sub[nt].num_nodes, dtype=bool) for nt in types}
+    for rel in schema.relations:
+        fwd, rev = schema.edge_types(rel)
+        child_nt, parent_nt = fwd[0], fwd[2]
+        children, drawn_by = sub[fwd].edge_index.numpy()  # children drawn by their parent
+        parents, drawer = sub[rev].edge_index.numpy()  # parents drawn by their child
+        up[child_nt][children] = np.stack([np.full(len(children), types.index(parent_nt)), drawn_by], 1)
+        up[parent_nt][parents] = np.stack([np.full(len(parents), types.index(child_nt)), drawer], 1)
+        drawn_as_child = np.zeros(sub[child_nt].num_nodes, dtype=bool)
+        drawn_as_child[children] = True
+        drop[parent_nt][parents[drawn_as_child[drawer]]] = True  # the child's own parent, again
+    drop[seed_type][num_seeds:] = True  # target-table rows that are not labelled examples
+    changed = True
+    while changed:  # whatever hangs below a dropped node goes too
+        changed = False
+        for nt in types:
+            for i in np.flatnonzero(~drop[nt] & (up[nt][:, 0] >= 0)):
+                if drop[types[up[nt][i, 0]]][up[nt][i, 1]]:
+                    drop[nt][i] = changed = True
+    return {nt: ~d for nt, d in drop.items()}
+
+
+def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray) -> SyntheticGraph:
+    """The sampled subtrees of ``num_seeds`` labelled examples as one ``SyntheticGraph``."""
+    seed_type = schema.node_type(target_table)
+    keep = _kept_nodes(sub, schema, seed_type, num_seeds)
+    new_id = {nt: np.cumsum(k) - 1 for nt, k in keep.items()}
+    ages = age_days(sub)
+    x, age = {}, {}
+    for table in schema.tables:
+        nt = schema.node_type(table)
+        x[table] = sub[nt].x.numpy()[keep[nt]].astype(np.float32)
+        age[table] = ages[nt].numpy()[keep[nt]].astype(np.float32)
+    parents = {}
+    for rel in schema.relations:
+        fwd, rev = schema.edge_types(rel)
+        child_nt, parent_nt = fwd[0], fwd[2]
+        link = np.full(sub[child_nt].num_nodes, -1, dtype=np.int64)
+        for (c, p) in (sub[fwd].edge_index.numpy().T.tolist() + sub[rev].edge_index.numpy()[::-1].T.tolist()):
+            if keep[child_nt][c] and keep[parent_nt][p]:
+                link[c] = new_id[parent_nt][p]
+        parents[rel.index] = link[keep[child_nt]]
+    return SyntheticGraph(schema, target_table, x, parents, np.asarray(y, dtype=np.float32), age=age)
+
+
+def subgraph_coreset(
+    select: Selector,
+    db: Database,
+    features: dict[str, np.ndarray],
+    reference: SyntheticGraph,
+    task: TaskData,
+    seed: int = 0,
+    spec: ModelSpec = ModelSpec(),
+    max_candidates: int = 20000,
+) -> SyntheticGraph:
+    """The longest prefix of ``select``'s order over the train examples (on their entity
+    embeddings) whose subtrees fit in ``reference.nbytes()``; at least one example."""
+    kind = task_kind(task.task_type)
+    rng = np.random.default_rng(seed)
+    train = label_frame(task.train)
+    entities = train[task.entity_col].to_numpy(dtype=np.int64)
+    times = to_seconds(train[task.time_col])
+    labels = train[task.target_col].to_numpy()
+    if kind == MULTICLASS:
+        width = np.asarray(reference.y).shape[1] if np.ndim(reference.y) == 2 else int(labels.max()) + 1
+        labels = np.eye(width, dtype=np.float32)[labels.astype(np.int64)]
+    sampler = TemporalSampler(db, list(spec.num_neighbors))
+    feats = as_feature_tensors(features)
+    schema = sampler.schema
+
+    def build(rows: np.ndarray) -> SyntheticGraph:
+        with torch.no_grad():
+            sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
+        return trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows])
+
+    budget = reference.nbytes()
+    probe = rng.choice(len(train), size=min(PROBE, len(train)), replace=False)
+    per_example = build(probe).nbytes() / max(len(probe), 1)
+    k = int(min(len(train), max(1, 2 * budget // max(per_example, 1))))
+    order = take(select, features[task.entity_table][entities], k, rng, max_candidates)
+    lo, hi = 1, len(order)  # the longest fitting prefix, by bisection (bytes grow with it)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if build(order[:mid]).nbytes() <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(order[:lo])
