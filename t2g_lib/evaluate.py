@@ -10,21 +10,25 @@ does, or the full-data reference found one, no model is trained and the report s
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 from relbench.base import Database
 
-from t2g_lib.eval_splits import prepare_splits
+from t2g_lib.eval_splits import label_classes, prepare_splits
 from t2g_lib.full_training import FULL, FullTraining, full_nbytes
 from t2g_lib.gbm_reference import GBMReference
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.leakage import LeakageReport
-from t2g_lib.metrics import is_better, primary_metric, task_kind, utility_retention
+from t2g_lib.metrics import MULTICLASS, is_better, primary_metric, task_kind, utility_retention
 from t2g_lib.models import ModelSpec
 from t2g_lib.task_data import TaskData
-from t2g_lib.train import train_distilled
+from t2g_lib.train import label_frame, train_distilled, train_full
+
+FEW_LABELS = "few_labels"
+"""Method name of the label-subsample reference (full database, as many labels as T2G)."""
 
 COLUMNS = [
     "model", "method", "metric", "value", "value_std", "val_value", "storage_bytes",
@@ -42,6 +46,7 @@ def evaluate_methods(
     full: FullTraining | None = None,
     seeds: Iterable[int] = (0,),
     gbm: GBMReference | None = None,
+    few_labels: int | None = None,
     *,
     distill_seconds: dict[str, float] | None = None,
     epochs_distilled: int = 200,
@@ -57,7 +62,10 @@ def evaluate_methods(
     the real test split through the temporal sampler. ``utility_retention`` (see
     ``metrics.utility_retention``) is relative to the best full-data row (any model, the
     GBM reference included), ``retention_vs_same_model`` and ``speedup`` (full training
-    seconds / this method's) to the same model's full-data row; NaN without one. The leakage report
+    seconds / this method's) to the same model's full-data row; NaN without one. With
+    ``few_labels``, each model is also trained on the full database as context with only
+    that many train labels (drawn per seed): ``FEW_LABELS``, the upper reference of what so
+    few labelled examples can teach when nothing else is distilled. The leakage report
     is kept in ``df.attrs["leakage"]``; a failed check (here or in ``full``) returns a table
     without rows before any training.
     """
@@ -83,6 +91,10 @@ def evaluate_methods(
                 raise ValueError(f"full_training has no {model_name} model trained with seed {seed}")
             if reference is not None:
                 records.append(reference)
+            if few_labels:
+                res = _train_few_labels(model_name, db, features, task, few_labels, seed, splits, device,
+                                        spec, batch_size, epochs_distilled, log)
+                records.append(splits.scored(model_name, FEW_LABELS, seed, res, full_bytes, math.nan, device))
             for method, graph in methods.items():
                 res = train_distilled(
                     model_name, graph, epochs_distilled, seed, device, kind, spec,
@@ -98,6 +110,19 @@ def evaluate_methods(
     out.attrs["trivial_score"] = splits.trivial
     out.attrs["full_storage_bytes"] = full_bytes
     return out
+
+
+def _train_few_labels(model_name, db, features, task, n, seed, splits, device, spec, batch_size, epochs, log):
+    """``train_full`` on ``n`` train labels drawn with ``seed``; small batches, so that a few
+    hundred labels still make several steps an epoch."""
+    train = label_frame(task.train)
+    few = replace(task, train=train.sample(n=min(n, len(train)), random_state=seed).reset_index(drop=True))
+    log(f"{model_name} seed {seed}: the full database as context, {len(few.train)} train labels")
+    return train_full(
+        model_name, db, features, few, max(epochs // 5, 1), min(batch_size, 32), seed, device, spec,
+        patience=5, num_classes=label_classes(task) if splits.kind == MULTICLASS else None,
+        sampler=splits.sampler, val_split=splits.val,
+    )
 
 
 def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: float) -> pd.DataFrame:

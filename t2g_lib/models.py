@@ -85,7 +85,6 @@ class HeteroGNN(nn.Module):
         self.name = name
         self.node_types = node_types
         self.edge_types = edge_types
-        self.out_dim = out_dim
         self.lin_in = nn.ModuleList(nn.Linear(in_dim, hidden) for _ in node_types)
         self.time_encoder = RelativeTime(len(node_types), hidden) if temporal else None
         self.convs = nn.ModuleList()

@@ -14,7 +14,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from t2g_lib.evaluate import FULL
+from t2g_lib.evaluate import FEW_LABELS, FULL
 
 
 def _png(fig) -> bytes:
@@ -34,20 +34,27 @@ def _figure(n_panels: int, width: float = 4.5, height: float = 3.6):
 
 
 def plot_metric_vs_compression(df: pd.DataFrame) -> bytes:
-    """Test metric against compression ratio (log x): one panel per model, one line per
-    method across budgets, full-data training as a dashed horizontal reference."""
-    models = list(dict.fromkeys(df["model"]))
+    """Test metric against compression ratio (log x): one panel per GNN, one line per method
+    across budgets; horizontal references: the same GNN on the full data (dashed), on the
+    full data with as few labels as T2G (dash-dot), and every other full-data model, such
+    as the GBM reference (dotted)."""
+    distilled = df[~df["method"].isin([FULL, FEW_LABELS])]
+    models = list(dict.fromkeys(distilled["model"])) or list(dict.fromkeys(df["model"]))
+    others = df[(df["method"] == FULL) & ~df["model"].isin(models)]
     fig, axes = _figure(len(models))
     metric = str(df["metric"].iloc[0]) if len(df) else "metric"
     for ax, model in zip(axes, models):
-        sub = df[df["model"] == model]
-        for method, rows in sub[sub["method"] != FULL].groupby("method", sort=False):
+        for method, rows in distilled[distilled["model"] == model].groupby("method", sort=False):
             rows = rows.sort_values("compression_ratio")
             ax.errorbar(rows["compression_ratio"], rows["value"], yerr=rows["value_std"],
                         marker="o", capsize=3, label=str(method))
-        ref = sub[sub["method"] == FULL]
-        if len(ref):
-            ax.axhline(float(ref["value"].mean()), color="black", linestyle="--", label="full data")
+        sub = df[df["model"] == model]
+        for method, style, label in ((FULL, "--", "full data"), (FEW_LABELS, "-.", "full data, few labels")):
+            ref = sub[sub["method"] == method]
+            if len(ref):
+                ax.axhline(float(ref["value"].mean()), color="black", linestyle=style, label=label)
+        for other, rows in others.groupby("model", sort=False):
+            ax.axhline(float(rows["value"].mean()), color="grey", linestyle=":", label=f"{other} (full data)")
         ax.set_xscale("log")
         ax.set_xlabel("compression ratio (full bytes / graph bytes)")
         ax.set_ylabel(f"test {metric}")

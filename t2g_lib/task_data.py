@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from relbench.manifest import TaskManifest
+
+if TYPE_CHECKING:
+    from t2g_lib.validation import CheckResult
 
 
 @dataclass

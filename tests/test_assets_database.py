@@ -1,7 +1,6 @@
 """The database-level assets under real Dagster runs: raw_tables and validated_schema."""
 
 import duckdb
-import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance
 

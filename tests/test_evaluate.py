@@ -12,7 +12,7 @@ from test_models import ENTITY, EVENTS, make_fixture, make_graph
 
 from t2g_lib.baselines import SELECTORS
 from t2g_lib.subgraph_coreset import subgraph_coreset
-from t2g_lib.evaluate import COLUMNS, evaluate_methods, scores_markdown
+from t2g_lib.evaluate import COLUMNS, FEW_LABELS, evaluate_methods, scores_markdown
 from t2g_lib.full_training import FULL, train_full_models
 from t2g_lib.leakage import check_leakage
 from t2g_lib.models import ModelSpec
@@ -95,9 +95,11 @@ def test_evaluate_methods_builds_the_score_table() -> None:
     t2g = make_graph(fx)
     rand = subgraph_coreset(SELECTORS["random_subgraphs"], fx.db, fx.features, t2g, fx.task, 0, SPEC)
     methods = {"t2g": t2g, "random": rand}
-    df = _evaluate(fx, methods)
+    df = _evaluate(fx, methods, few_labels=9)
     assert list(df.columns) == COLUMNS
-    assert set(df["method"]) == {FULL, "t2g", "random"} and set(df["model"]) == {"sage"}
+    assert set(df["method"]) == {FULL, FEW_LABELS, "t2g", "random"} and set(df["model"]) == {"sage"}
+    few = df[df["method"] == FEW_LABELS].iloc[0]
+    assert few["compression_ratio"] == 1.0 and math.isnan(few["distill_seconds"])  # a reference, not a distillation
     assert (df["metric"] == "auroc").all()
     assert df.attrs["leakage"]["passed"]
     full = df[df["method"] == FULL].iloc[0]
@@ -183,6 +185,10 @@ def test_plots_return_png_bytes() -> None:
             for ratio, value in ((50.0, 0.75), (500.0, 0.7)):
                 rows.append(dict(model=model, method=method, metric="auroc", value=value, value_std=0.01,
                                  compression_ratio=ratio, utility_retention=(value - 0.5) / 0.3))
+    rows.append(dict(model="gbm", method=FULL, metric="auroc", value=0.82, value_std=0.0,
+                     compression_ratio=1.0, utility_retention=1.0))
+    rows.append(dict(model="sage", method="few_labels", metric="auroc", value=0.6, value_std=0.0,
+                     compression_ratio=1.0, utility_retention=0.3))
     df = pd.DataFrame(rows)
     for png in (plot_metric_vs_compression(df), plot_retention_bars(df)):
         assert png.startswith(PNG_MAGIC) and len(png) > 1000

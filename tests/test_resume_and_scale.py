@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 from dagster import (
     AssetKey,
-    DagsterInstance,
     ReexecutionOptions,
     build_reconstructable_job,
     execute_job,

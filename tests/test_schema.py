@@ -163,7 +163,7 @@ def test_mermaid_uses_safe_identifiers_and_readable_labels(schema: DatabaseSchem
     text = schema_mermaid(schema)
     lines = text.splitlines()
     assert lines[0] == "erDiagram"
-    entities = re.findall(rf'^    (t\d+_\w*)\["([^"]*)"\] \{{$', text, flags=re.M)
+    entities = re.findall(r'^    (t\d+_\w*)\["([^"]*)"\] \{$', text, flags=re.M)
     assert [label for _, label in entities] == [USERS, ORDERS, REVIEWS]
     ids = {label: ident for ident, label in entities}
     assert all(re.fullmatch(MERMAID_IDENT, ident, flags=re.ASCII) for ident in ids.values())

@@ -1,7 +1,7 @@
 """Change detection and self-registration, evaluated against a real Dagster instance."""
 
 import pytest
-from dagster import SkipReason, build_run_status_sensor_context, build_sensor_context, instance_for_test, DagsterRunStatus
+from dagster import SkipReason, build_run_status_sensor_context, build_sensor_context, instance_for_test
 
 from dagster_env import Env
 from shop import make_shop, overwrite_table, shop_tables
