@@ -8,7 +8,7 @@ from relbench.manifest import TableSpec
 
 from dagster_env import Env, check_results
 from shop import SPECS, make_shop
-from t2g_lib.data.format import write_dataset
+from t2g_lib.data.format import write_dataset, read_tables
 from t2g_assets.partitions import task_partition_key
 
 
@@ -80,7 +80,7 @@ def test_a_label_older_than_its_entity_fails_the_leakage_gate(tmp_path):
     the future: the blocking check fails naming the label and the row, nothing is published."""
     data = tmp_path / "data"
     make_shop(data / "shop")
-    tables = {t: pd.read_parquet(data / "shop" / "db" / f"{t}.parquet") for t in SPECS}
+    tables = {t: df for t, df in read_tables(data / "shop").items() if t in SPECS}
     tables["customers"]["joined"] = pd.Timestamp("2023-01-01") + pd.to_timedelta(tables["customers"].index, "h")
     specs = {**SPECS, "customers": TableSpec(pkey="customer_id", time_col="joined")}
     write_dataset(data / "shop", "shop", tables, specs, "2024-09-01", "2024-10-15")

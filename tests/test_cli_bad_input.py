@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from t2g_lib.data.format import read_tables
 from shop import make_shop, overwrite_table
 from t2g_cli.main import app
 
@@ -32,7 +33,7 @@ def distill(data: Path, *args: str):
 
 
 def read(data: Path, table: str) -> pd.DataFrame:
-    return pd.read_parquet(data / "shop" / "db" / f"{table}.parquet")
+    return read_tables(data / "shop")[table]
 
 
 def assert_named_on_one_screen(result, *names: str) -> None:

@@ -17,7 +17,7 @@ from t2g_lib.data.duck import schema_name
 from t2g_lib.data.sql import quote_ident
 from t2g_lib.export import export_distilled
 from t2g_lib.graph import SyntheticGraph
-from t2g_lib.sbm import budget_per_table, generate_sbm
+from t2g_lib.sbm import budget_for, generate_sbm
 
 VAL, TEST = pd.Timestamp("2021-01-01"), pd.Timestamp("2021-06-01")
 PLAIN = {"child": "orders", "parent": "items", "target": "users", "fk_parent": "item_id", "fk_target": "user_id"}
@@ -38,6 +38,8 @@ def make_source(root: Path, names: dict[str, str], seed: int = 0) -> Database:
             "ts": pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 500, 2000), unit="D"),
         }), {names["fk_parent"]: names["parent"], names["fk_target"]: names["target"]}, "pk", "ts"),
     })
+    # Written by hand, not by ``write_dataset``: the keyed child table is deliberately not
+    # sorted by time, which the writer's key contract refuses but export must still handle.
     (root / "db").mkdir(parents=True)
     for t, table in db.table_dict.items():
         table.df.to_parquet(root / "db" / f"{t}.parquet")
@@ -53,7 +55,7 @@ def distill(db: Database, target: str, seed: int = 0, n_classes: int | None = No
     rng = np.random.default_rng(seed)
     labels = {t: rng.integers(0, 3, len(tb.df)) for t, tb in db.table_dict.items()}
     cent = {t: rng.normal(size=(3, 4)) for t in db.table_dict}
-    budgets = budget_per_table({t: len(tb.df) for t, tb in db.table_dict.items()}, ratio=0.05)
+    budgets = budget_for(db, "0.05")
     g = generate_sbm(db, labels, cent, budgets, target, seed=seed)
     n = budgets[target]
     g.y = rng.random(n).astype(np.float32) if n_classes is None else rng.dirichlet(np.ones(n_classes), n).astype(np.float32)

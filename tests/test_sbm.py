@@ -8,7 +8,9 @@ import pytest
 from relbench.base import Database, Table
 
 from t2g_lib.graph import GraphSchema, fkey_index
-from t2g_lib.sbm import allocate_to_blocks, budget_per_table, generate_sbm, linking_matrix, sbm_report
+from t2g_lib.sbm import (
+    allocate_to_blocks, budget_for, budget_per_table, generate_sbm, linking_matrix, sbm_report,
+)
 
 P_USER = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [1 / 3, 1 / 3, 1 / 3]])
 P_ITEM = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.1, 0.9]])
@@ -59,10 +61,6 @@ def planted():
     return make_db()
 
 
-def _sizes(db):
-    return {t: len(tb.df) for t, tb in db.table_dict.items()}
-
-
 def test_budget_per_table():
     sizes = {"a": 1000, "b": 10, "c": 3}
     assert budget_per_table(sizes, ratio=0.01) == {"a": 10, "b": 2, "c": 2}
@@ -104,7 +102,7 @@ def test_linking_matrix_by_hand():
 @pytest.mark.parametrize("ratio", [0.005, 0.05, 0.5])
 def test_every_child_has_exactly_one_parent_and_budgets_are_met(planted, ratio):
     db, labels, cent = planted
-    budgets = budget_per_table(_sizes(db), ratio=ratio)
+    budgets = budget_for(db, str(ratio))
     g = generate_sbm(db, labels, cent, budgets, "users", seed=0)
     assert g.num_nodes() == budgets
     for rel in g.schema.relations:
@@ -123,7 +121,7 @@ def test_synthetic_linking_matrix_matches_real(planted):
     """Tolerance: max |P_real - P_syn| <= 0.1 over child blocks at ratio 0.5 (~500 synthetic
     children per block); the stratified draw lands far inside it."""
     db, labels, cent = planted
-    g = generate_sbm(db, labels, cent, budget_per_table(_sizes(db), ratio=0.5), "users", seed=1)
+    g = generate_sbm(db, labels, cent, budget_for(db, "0.5"), "users", seed=1)
     report = sbm_report(g, db, labels)
     assert len(report["relations"]) == 2
     for rel in report["relations"]:
@@ -138,7 +136,7 @@ def test_degree_correction_keeps_the_in_degree_distribution(planted):
     """Synthetic in-degree quantiles track the real ones (same mean degree at ratio 0.5); a
     within-block uniform choice would give Poisson degrees with far smaller spread."""
     db, labels, cent = planted
-    g = generate_sbm(db, labels, cent, budget_per_table(_sizes(db), ratio=0.5), "users", seed=2)
+    g = generate_sbm(db, labels, cent, budget_for(db, "0.5"), "users", seed=2)
     qs = np.linspace(0.05, 0.95, 19)
     for rel in g.schema.relations:
         real_parent = fkey_index(db, rel)
@@ -153,7 +151,7 @@ def test_degree_correction_keeps_the_in_degree_distribution(planted):
 
 def test_same_seed_same_graph(planted):
     db, labels, cent = planted
-    budgets = budget_per_table(_sizes(db), ratio=0.1)
+    budgets = budget_for(db, "0.1")
     a, b, c = (generate_sbm(db, labels, cent, budgets, "users", seed=s) for s in (7, 7, 8))
     for j in a.parents:
         assert np.array_equal(a.parents[j], b.parents[j])
@@ -163,7 +161,7 @@ def test_same_seed_same_graph(planted):
 
 def test_bad_inputs_name_the_table(planted):
     db, labels, cent = planted
-    budgets = budget_per_table(_sizes(db), ratio=0.1)
+    budgets = budget_for(db, "0.1")
     with pytest.raises(ValueError, match="'items'.*shape"):
         generate_sbm(db, {**labels, "items": labels["items"][:-1]}, cent, budgets, "users", seed=0)
     with pytest.raises(ValueError, match="'orders'.*budget"):
@@ -174,5 +172,5 @@ def test_bad_inputs_name_the_table(planted):
 
 def test_schema_order_is_graph_schema(planted):
     db, labels, cent = planted
-    g = generate_sbm(db, labels, cent, budget_per_table(_sizes(db), ratio=0.1), "users", seed=0)
+    g = generate_sbm(db, labels, cent, budget_for(db, "0.1"), "users", seed=0)
     assert g.schema.to_dict() == GraphSchema.from_database(db).to_dict()
