@@ -70,6 +70,7 @@ def run(tasks: list[str], seeds: list[int], variants: list[str], epochs: int, ou
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
     done = {(r["task"], r["variant"], r["seed"]) for r in read_rows(out)}
+    code = commit()  # the code this process runs, whatever is committed while it runs
     db, raw, schema, pre = prepare(data_dir)
     labels = read_task_labels(data_dir / "lahman")
     for name in tasks:
@@ -86,7 +87,7 @@ def run(tasks: list[str], seeds: list[int], variants: list[str], epochs: int, ou
                     spec = ModelSpec(**VARIANTS[variant])
                     full = train_full_models(db, pre.embeddings, task, ["sage"], [seed], epochs=epochs, spec=spec)
                     record = full.records.iloc[0].to_dict()
-                row = {"task": name, "variant": variant, "seed": seed, "epochs": epochs, "commit": commit(),
+                row = {"task": name, "variant": variant, "seed": seed, "epochs": epochs, "commit": code,
                        "seconds": round(time.perf_counter() - t0, 1),
                        **{k: v for k, v in record.items() if k not in ("model", "method", "seed")}}
                 with out.open("a") as f:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.data.sql import quote_ident
 from t2g_lib.graph import GraphSchema, fkey_index
 from t2g_lib.task_data import TaskData
 from t2g_lib.timestamps import to_seconds
@@ -48,7 +49,8 @@ def entity_columns(
     t = to_seconds(labels[task.time_col])
     out = {"label_time_days": t / DAY}
     for col in _usable(column_types, hidden, task.entity_table, "numerical"):
-        out[f"{task.entity_table}.{col}"] = pd.to_numeric(table.df[col], errors="coerce").to_numpy(float)[rows]
+        values = pd.to_numeric(table.df[col], errors="coerce").to_numpy(float)[rows]
+        out[f"{task.entity_table}.{col}"] = np.where(np.isfinite(values), values, np.nan)
     for col in _usable(column_types, hidden, task.entity_table, "categorical"):
         raw = table.df[col]
         values = raw.astype(str).where(raw.notna(), None)  # plain strings: sklearn refuses pd.NA
@@ -92,25 +94,29 @@ def child_aggregates(
             times[pd.isna(child.df[child.time_col]).to_numpy()] = np.nan
             frame["t"] = times
         for j, col in enumerate(nums):
-            frame[f"x{j}"] = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
+            values = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
+            frame[f"x{j}"] = values.where(np.isfinite(values))  # an infinity is missing, as for the GBM
         con.register("child", frame[frame["e"] >= 0])
         prefix = f"{rel.child}.{rel.fkey_col}"
         win = f"c.t > l.t - {window} AND c.t <= l.t"
         prev = f"c.t > l.t - {2 * window} AND c.t <= l.t - {window}"
-        parts = [f'count(c.e) AS "{prefix}.count"']
+        parts = [f"count(c.e) AS {quote_ident(prefix + '.count')}"]
         if timed:
             parts += [
-                f'count(c.e) FILTER (WHERE {win}) AS "{prefix}.count_window"',
-                f'count(c.e) FILTER (WHERE {prev}) AS "{prefix}.count_prev_window"',
-                f'(l.t - max(c.t)) / {DAY} AS "{prefix}.days_since_last"',
-                f'(l.t - min(c.t)) / {DAY} AS "{prefix}.days_since_first"',
-                f'count(DISTINCT c.t) AS "{prefix}.distinct_times"',
+                f"count(c.e) FILTER (WHERE {win}) AS {quote_ident(prefix + '.count_window')}",
+                f"count(c.e) FILTER (WHERE {prev}) AS {quote_ident(prefix + '.count_prev_window')}",
+                f"(l.t - max(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_last')}",
+                f"(l.t - min(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_first')}",
+                f"count(DISTINCT c.t) AS {quote_ident(prefix + '.distinct_times')}",
             ]
         for j, col in enumerate(nums):
-            parts.append(f'avg(c.x{j}) AS "{prefix}.{col}.mean"')
+            name = f"{prefix}.{col}"
+            parts.append(f"avg(c.x{j}) AS {quote_ident(name + '.mean')}")
             if timed:
-                parts.append(f'coalesce(sum(c.x{j}) FILTER (WHERE {win}), 0) AS "{prefix}.{col}.sum_window"')
-                parts.append(f'coalesce(sum(c.x{j}) FILTER (WHERE {prev}), 0) AS "{prefix}.{col}.sum_prev_window"')
+                parts.append(f"coalesce(sum(c.x{j}) FILTER (WHERE {win}), 0) AS {quote_ident(name + '.sum_window')}")
+                parts.append(
+                    f"coalesce(sum(c.x{j}) FILTER (WHERE {prev}), 0) AS {quote_ident(name + '.sum_prev_window')}"
+                )
         visible = "AND (c.t IS NULL OR c.t <= l.t)" if timed else ""
         sql = (f"SELECT {', '.join(parts)} FROM labels l LEFT JOIN child c ON c.e = l.e {visible} "
                "GROUP BY l.i, l.t ORDER BY l.i")

@@ -56,6 +56,16 @@ def test_aggregates_count_only_rows_up_to_the_label_time() -> None:
     assert out[f"{p}.amount.sum_prev_window"].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_odd_column_names_and_infinite_values_are_handled() -> None:
+    odd = 'am"ount; --'
+    orders = pd.DataFrame({"user_id": [0, 0], odd: [2.0, np.inf], "at": [T0 - DAY, T0 - DAY]})
+    labels = pd.DataFrame({"ts": [T0], "user_id": [0], "y": [1]})
+    types = {**TYPES, "orders": {"order_id": "key", "user_id": "key", odd: "numerical", "at": "timestamp"}}
+    out = child_aggregates(_db(orders), _task(labels), labels, types, set())
+    assert out[f"orders.user_id.{odd}.mean"].tolist() == [2.0]  # the infinity counts as missing
+    assert out["orders.user_id.count"].tolist() == [2]
+
+
 def test_entity_columns_hide_what_the_task_hides_and_date_relative_to_t() -> None:
     labels = pd.DataFrame({"ts": [T0, T0], "user_id": [1, 2], "y": [0, 1]})
     out = entity_columns(_db(pd.DataFrame({"user_id": [], "amount": [], "at": pd.to_datetime([])})),
