@@ -77,7 +77,9 @@ class HeteroGNN(nn.Module):
         temporal: bool = False,
     ) -> None:
         super().__init__()
-        from torch_geometric.nn import HANConv, HeteroConv, HGTConv, LayerNorm, SAGEConv
+        from torch_geometric.nn import HANConv, HeteroConv, LayerNorm, SAGEConv
+
+        from t2g_lib.hgt import FastHGTConv  # torch_geometric's import is slow: load on first use
 
         if name not in MODEL_NAMES:
             raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
@@ -96,7 +98,7 @@ class HeteroGNN(nn.Module):
                     aggr="sum",
                 )
             elif name == "hgt":
-                conv = HGTConv(hidden, hidden, (node_types, edge_types), heads=heads)
+                conv = FastHGTConv(hidden, hidden, (node_types, edge_types), heads=heads)
             else:
                 conv = HANConv(hidden, hidden, (node_types, edge_types), heads=heads)
             self.convs.append(conv)
