@@ -1,14 +1,15 @@
-"""Benchmark: the full-data yardstick. The GBM reference and the full-data GNN, per model
-variant (aggregation, relative-time encoding, neighbours per hop), over training seeds.
+"""Benchmark: the full-data yardstick. The GBM reference and the full-data GNNs (SAGE, HGT,
+HAN), per model variant (aggregation, relative-time encoding, neighbours per hop), over
+training seeds, on a bundled database.
 
-The database stages run once through Dagster (seed 0); every variant trains on the same
-row embeddings (``cluster_pretraining``), so rows differ by the model and its seed only.
-Each finished row is appended, with the commit it ran on, to
-``benchmarks/results/full-model-<tag>.jsonl``; a rerun skips rows already there, so a sweep
-that is stopped resumes. ``--report`` writes the markdown table from that file.
+The database stages run once through Dagster (seed 0); every model trains on the same row
+embeddings (``cluster_pretraining``), so rows differ by the model and its seed only. Each
+finished row is appended, with the commit it ran on, to
+``benchmarks/results/full-model-<database>.jsonl``; a rerun skips rows already there, so a
+sweep that is stopped resumes. ``--report`` writes the markdown table from that file.
 
-    python -m benchmarks.full_model --tasks player-retention,player-games --seeds 0,1,2 --epochs 3
-    python -m benchmarks.full_model --report
+    python -m benchmarks.full_model --database lahman --models sage,hgt,han --seeds 0,1,2 --epochs 3
+    python -m benchmarks.full_model --database completejourney --report
 """
 
 from __future__ import annotations
@@ -39,29 +40,32 @@ def commit() -> str:
                           cwd=Path(__file__).parent).stdout.strip()
 
 
-def prepare(data_dir: Path):
-    """Lahman's database stages through Dagster; the values the references train on."""
+TASKS = {"lahman": "player-retention,player-games", "completejourney": "household-active,household-spend"}
+
+
+def prepare(data_dir: Path, database: str):
+    """The database stages through Dagster; the values the references train on."""
     from dagster import DagsterInstance
 
     from t2g_assets.definitions import build_definitions
     from t2g_cli.console import quiet_console
     from t2g_cli.runner import DATABASE_JOB, register, run_job
+    from t2g_lib.data.bundled import ensure_bundled
     from t2g_lib.data.format import load_dataset, parse_time_columns
-    from t2g_lib.data.lahman import build_lahman
 
-    if not (data_dir / "lahman" / "manifest.yaml").exists():
-        build_lahman(data_dir)
+    folder = ensure_bundled(database, data_dir)
     defs = build_definitions(data_dir=str(data_dir), storage_dir=tempfile.mkdtemp(prefix="t2g-full-"),
                              loggers={"console": quiet_console})
     inst = DagsterInstance.ephemeral()
-    register(inst, "lahman", [])
-    run_job(defs, DATABASE_JOB, "lahman", inst)
-    load = lambda name: defs.load_asset_value(name, instance=inst, partition_key="lahman")  # noqa: E731
-    db = parse_time_columns(load_dataset(data_dir / "lahman").get_db(upto_test_timestamp=False))
+    register(inst, database, [])
+    run_job(defs, DATABASE_JOB, database, inst)
+    load = lambda name: defs.load_asset_value(name, instance=inst, partition_key=database)  # noqa: E731
+    db = parse_time_columns(load_dataset(folder).get_db(upto_test_timestamp=False))
     return db, load("raw_tables"), load("validated_schema"), load("cluster_pretraining")
 
 
-def run(tasks: list[str], seeds: list[int], variants: list[str], epochs: int, out: Path) -> None:
+def run(database: str, tasks: list[str], seeds: list[int], models: list[str], variants: list[str], epochs: int,
+        out: Path) -> None:
     from t2g_lib.full_training import train_full_models
     from t2g_lib.gbm_reference import fit_gbm_reference
     from t2g_lib.models import ModelSpec
@@ -69,30 +73,32 @@ def run(tasks: list[str], seeds: list[int], variants: list[str], epochs: int, ou
     from t2g_lib.task_data import read_task_labels
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
-    done = {(r["task"], r["variant"], r["seed"]) for r in read_rows(out)}
+    done = {(r["task"], r.get("model", "sage"), r["variant"], r["seed"]) for r in read_rows(out)}
     code = commit()  # the code this process runs, whatever is committed while it runs
-    db, raw, schema, pre = prepare(data_dir)
-    labels = read_task_labels(data_dir / "lahman")
+    db, raw, schema, pre = prepare(data_dir, database)
+    labels = read_task_labels(data_dir / database)
+    runs = [("gbm", "gbm")] + [(m, v) for m in models for v in variants]
     for name in tasks:
         task = task_from_snapshot(name, raw["tasks"][name], labels[name][1])
         for seed in seeds:
-            for variant in ["gbm", *variants]:
-                if (name, variant, seed) in done:
+            for model, variant in runs:
+                if (name, model, variant, seed) in done:
                     continue
                 t0 = time.perf_counter()
-                if variant == "gbm":
+                if model == "gbm":
                     ref = fit_gbm_reference(db, task, column_types(schema), hidden_columns(raw["tasks"]), seed)
                     record = ref.record
                 else:
                     spec = ModelSpec(**VARIANTS[variant])
-                    full = train_full_models(db, pre.embeddings, task, ["sage"], [seed], epochs=epochs, spec=spec)
+                    full = train_full_models(db, pre.embeddings, task, [model], [seed], epochs=epochs, spec=spec)
                     record = full.records.iloc[0].to_dict()
-                row = {"task": name, "variant": variant, "seed": seed, "epochs": epochs, "commit": code,
+                row = {"task": name, "model": model, "variant": variant, "seed": seed, "epochs": epochs,
+                       "commit": code,
                        "seconds": round(time.perf_counter() - t0, 1),
                        **{k: v for k, v in record.items() if k not in ("model", "method", "seed")}}
                 with out.open("a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
-                print(f"{name} {variant} seed {seed}: {row}", flush=True)
+                print(f"{name} {model} {variant} seed {seed}: {row}", flush=True)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -102,12 +108,13 @@ def read_rows(path: Path) -> list[dict]:
 def report(path: Path) -> str:
     """Mean ± std over seeds per task and variant of the task's primary metric."""
     rows = pd.DataFrame(read_rows(path))
+    rows["model"] = rows["model"].fillna("sage") if "model" in rows else "sage"  # rows from before HGT/HAN
     lines = ["| task | model | metric | test (mean ± std) | val | seconds | seeds | commits |",
              "|---|---|---|---:|---:|---:|---:|---|"]
-    for (task, variant), g in rows.groupby(["task", "variant"], sort=False):
+    for (task, model, variant), g in rows.groupby(["task", "model", "variant"], sort=False):
         metric = "auroc" if "auroc" in g and g["auroc"].notna().any() else "mae" if "mae" in g else "accuracy"
         lines.append(
-            f"| {task} | {variant if variant == 'gbm' else 'SAGE ' + variant} | {metric} | "
+            f"| {task} | {'gbm' if model == 'gbm' else model.upper() + ' ' + variant} | {metric} | "
             f"{g[metric].mean():.4f} ± {g[metric].std(ddof=0):.4f} | {g['val_value'].mean():.4f} | "
             f"{g['seconds'].mean():.0f} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
         )
@@ -116,21 +123,23 @@ def report(path: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default="player-retention,player-games")
+    ap.add_argument("--database", default="lahman", choices=sorted(TASKS))
+    ap.add_argument("--tasks", default=None, help="comma-separated (default: the database's tasks)")
+    ap.add_argument("--models", default="sage", help="comma-separated GNNs: sage,hgt,han")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--variants", default="sum, time, 16/8 (default)",
                     help="';'-separated names of VARIANTS ('all' for every one)")
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--tag", default="lahman")
     ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"full-model-{args.tag}.jsonl"
+    out = RESULTS / f"full-model-{args.database}.jsonl"
     if not args.report:
         variants = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(";")]
-        run(args.tasks.split(","), [int(s) for s in args.seeds.split(",")], variants, args.epochs, out)
+        run(args.database, (args.tasks or TASKS[args.database]).split(","), [int(s) for s in args.seeds.split(",")],
+            args.models.split(","), variants, args.epochs, out)
     md = report(out)
-    (RESULTS / f"full-model-{args.tag}.md").write_text(md)
+    (RESULTS / f"full-model-{args.database}.md").write_text(md)
     print(md)
 
 

@@ -1,10 +1,11 @@
-"""Benchmark: the t2g chain on Lahman, through Dagster, stage by stage.
+"""Benchmark: the t2g chain on a bundled database, through Dagster, stage by stage.
 
 Prints a markdown table and writes ``benchmarks/results/<date>.json`` and ``<date>.md``:
 wall time and peak RSS after each stage, distilled vs source bytes, and (with --evaluate)
 the score table of every model x method, over seeds.
 
     python -m benchmarks.run --tasks player-retention --ratios 0.01 --seeds 0 --evaluate
+    python -m benchmarks.run --database completejourney --tasks household-active --evaluate
     python -m benchmarks.run --report sweep-a.json sweep-b.json --tag merged   # one report of several sweeps
 """
 
@@ -28,7 +29,8 @@ def peak_rss_mb() -> float:
 
 
 def run(
-    tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str, epochs: int, tag: str = ""
+    database: str, tasks: list[str], ratios: list[str], seeds: list[int], evaluate: bool, models: str, epochs: int,
+    tag: str = "",
 ) -> dict:
     from dagster import DagsterInstance
 
@@ -36,11 +38,10 @@ def run(
     from t2g_assets.partitions import task_budget_key, task_partition_key
     from t2g_cli.console import quiet_console
     from t2g_cli.runner import DATABASE_JOB, TASK_JOB, chain_stages, register, run_job
-    from t2g_lib.data.lahman import build_lahman
+    from t2g_lib.data.bundled import ensure_bundled
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
-    if not (data_dir / "lahman" / "manifest.yaml").exists():
-        build_lahman(data_dir)
+    ensure_bundled(database, data_dir)
     stages_out, scores = [], []
     for seed in seeds:
         storage = Path(tempfile.mkdtemp(prefix=f"t2g-bench-{seed}-"))
@@ -50,25 +51,25 @@ def run(
             loggers={"console": quiet_console},  # the stages' INFO lines, not Dagster's DEBUG events
         )
         inst = DagsterInstance.ephemeral()
-        register(inst, "lahman", [task_budget_key(t, r) for t in tasks for r in ratios])
+        register(inst, database, [task_budget_key(t, r) for t in tasks for r in ratios])
 
         def record(job_run, task="-", ratio="-"):
             for run in job_run.stages:
-                stages_out.append({"seed": seed, "task": task, "ratio": ratio, "stage": run.stage,
+                stages_out.append({"database": database, "seed": seed, "task": task, "ratio": ratio, "stage": run.stage,
                                    "seconds": round(run.seconds, 2), "success": run.success,
                                    "peak_rss_mb": round(peak_rss_mb(), 1)})
                 print(f"seed {seed} {task} {ratio} {run.stage}: {run.seconds:.1f}s ok={run.success}", flush=True)
 
-        record(run_job(defs, DATABASE_JOB, "lahman", inst))
+        record(run_job(defs, DATABASE_JOB, database, inst))
         for task in tasks:
             for ratio in ratios:
                 stages = chain_stages(defs, TASK_JOB, evaluate)
-                key = task_partition_key("lahman", task, ratio)
+                key = task_partition_key(database, task, ratio)
                 job_run = run_job(defs, TASK_JOB, key, inst, stages)
                 record(job_run, task, ratio)
                 if "evaluation_scores" in job_run.materialized:  # also when a gate refused to publish
                     evaluated = defs.load_asset_value("evaluation_scores", instance=inst, partition_key=key)
-                    df = evaluated.assign(task=task, ratio=ratio, seed=seed)
+                    df = evaluated.assign(database=database, task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
                 checkpoint({"stages": stages_out, "scores": scores}, seeds, tag)
     return {"stages": stages_out, "scores": scores}
@@ -95,7 +96,8 @@ def report_markdown(result: dict, plots: dict[str, str]) -> str:
     timing = stages.groupby(["task", "ratio", "stage"], sort=False).agg(
         seconds=("seconds", "mean"), spread=("seconds", "std"), rss=("peak_rss_mb", "max"),
         ok=("success", "all"), n=("seed", "count")).reset_index()
-    md = ["## Stage timings (Lahman, through Dagster; mean over seeds)", "",
+    databases = ", ".join(sorted({str(r.get("database", "lahman")) for r in result["stages"]}))
+    md = [f"## Stage timings ({databases}, through Dagster; mean over seeds)", "",
           "| task | ratio | stage | seconds | std | peak RSS MB | all succeeded | seeds |",
           "|---|---|---|---:|---:|---:|---|---:|"]
     md += [f"| {r.task} | {r.ratio} | {r.stage} | {r.seconds:.1f} | {0 if pd.isna(r.spread) else r.spread:.1f} | "
@@ -150,6 +152,7 @@ def run_parallel(jobs: int, seeds: list[int], **kwargs) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database", default="lahman", help="a bundled database: lahman or completejourney")
     ap.add_argument("--tasks", default="player-retention")
     ap.add_argument("--ratios", default="0.01")
     ap.add_argument("--seeds", default="0")
@@ -166,7 +169,7 @@ def main() -> None:
         result = {key: [row for part in parts for row in part[key]] for key in ("stages", "scores")}
     else:
         result = run_parallel(
-            args.jobs, [int(s) for s in args.seeds.split(",")], tasks=args.tasks.split(","),
+            args.jobs, [int(s) for s in args.seeds.split(",")], database=args.database, tasks=args.tasks.split(","),
             ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
             tag=args.tag,
         )

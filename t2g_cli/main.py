@@ -32,14 +32,17 @@ def data_dir() -> Path:
     return Path(os.environ.get("T2G_DATA_DIR", "data"))
 
 
-@app.command("prepare-lahman")
+@app.command("prepare")
 @_clear_errors
-def prepare_lahman(out: Path = typer.Option(None, help="Data folder (default: $T2G_DATA_DIR or ./data)")) -> None:
-    """Convert the bundled Lahman baseball database into a RelBench-format dataset."""
-    from t2g_lib.data.lahman import build_lahman
+def prepare(
+    name: str = typer.Argument(..., help="A bundled database: lahman (baseball) or completejourney (grocery)"),
+    out: Path = typer.Option(None, help="Data folder (default: $T2G_DATA_DIR or ./data)"),
+) -> None:
+    """Convert a database shipped inside an installed package into a RelBench-format dataset."""
+    from t2g_lib.data.bundled import build_bundled
 
-    path = build_lahman(out or data_dir())
-    typer.echo(f"Lahman dataset written to {path}")
+    path = build_bundled(name, out or data_dir())
+    typer.echo(f"{name} dataset written to {path}")
 
 
 @app.command("import")
@@ -97,7 +100,7 @@ def _known_database(dataset: str) -> None:
         return
     known = ", ".join(sorted(discover_datasets(data_dir()))) or "none"
     _fail(f"unknown database {dataset!r} in {data_dir().resolve()} (known: {known}); "
-          "create one with `t2g import` or `t2g prepare-lahman`")
+          "create one with `t2g import` or `t2g prepare lahman`")
 
 
 def _quiet_dagster_notices() -> None:
@@ -249,11 +252,11 @@ def demo(
 
     Exits 0 when the chain ran, also when the quality gate refused to publish (it says so).
     """
-    from t2g_lib.data.lahman import build_lahman
+    from t2g_lib.data.bundled import ensure_bundled
 
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
-        build_lahman(data_dir())
+    ensure_bundled("lahman", data_dir())
     chain = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose)
     if chain.published:
         _print_published(chain)

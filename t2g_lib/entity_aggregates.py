@@ -66,14 +66,35 @@ def entity_columns(
     return pd.DataFrame(out)
 
 
+def related_rows(db: Database, entity_table: str) -> list[tuple[str, str, np.ndarray]]:
+    """Every table whose rows point at the entity table through one foreign key (children)
+    or two (grandchildren, e.g. a customer's order lines through its orders): per path,
+    its name, the table at its end, and the entity row of each of that table's rows (-1
+    where a key is missing)."""
+    relations = GraphSchema.from_database(db).relations
+    paths = []
+    for rel in relations:
+        if rel.parent != entity_table:
+            continue
+        owner = fkey_index(db, rel)
+        paths.append((f"{rel.child}.{rel.fkey_col}", rel.child, owner))
+        for sub in relations:
+            if sub.parent == rel.child and sub.child != entity_table:
+                via = fkey_index(db, sub)
+                paths.append((f"{rel.child}.{rel.fkey_col}/{sub.child}.{sub.fkey_col}", sub.child,
+                              np.where(via >= 0, owner[np.maximum(via, 0)], -1)))
+    return paths
+
+
 def child_aggregates(
     db: Database, task: TaskData, labels: pd.DataFrame, column_types: dict[str, dict[str, str]],
     hidden: set[tuple[str, str]],
 ) -> pd.DataFrame:
-    """Per child table of the entity table (one block per foreign key): row counts over all
-    history, the last window and the window before it; days since the first and the latest
-    row; distinct timestamps; per numeric column its mean over history and its sums over the
-    last two windows. Labels whose entity has no visible child row get counts of 0."""
+    """Per table related to the entity (``related_rows``: children and grandchildren, one
+    block per foreign-key path): row counts over all history, the last window and the window
+    before it; days since the first and the latest row; distinct timestamps; per numeric
+    column its mean over history and its sums over the last two windows. Labels whose
+    entity has no visible related row get counts of 0."""
     window = task_window_seconds(task)
     con = duckdb.connect()
     con.register("labels", pd.DataFrame({
@@ -82,12 +103,11 @@ def child_aggregates(
         "t": to_seconds(labels[task.time_col]),
     }))
     blocks = []
-    for rel in GraphSchema.from_database(db).relations:
-        if rel.parent != task.entity_table:
-            continue
-        child = db.table_dict[rel.child]
-        nums = [c for c in _usable(column_types, hidden, rel.child, "numerical") if c != rel.fkey_col]
-        frame = pd.DataFrame({"e": fkey_index(db, rel)})
+    for prefix, table, owner in related_rows(db, task.entity_table):
+        child = db.table_dict[table]
+        keys = set(child.fkey_col_to_pkey_table)
+        nums = [c for c in _usable(column_types, hidden, table, "numerical") if c not in keys]
+        frame = pd.DataFrame({"e": owner})
         timed = child.time_col is not None
         if timed:
             times = to_seconds(child.df[child.time_col]).astype("float64")
@@ -97,7 +117,6 @@ def child_aggregates(
             values = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
             frame[f"x{j}"] = values.where(np.isfinite(values))  # an infinity is missing, as for the GBM
         con.register("child", frame[frame["e"] >= 0])
-        prefix = f"{rel.child}.{rel.fkey_col}"
         win = f"c.t > l.t - {window} AND c.t <= l.t"
         prev = f"c.t > l.t - {2 * window} AND c.t <= l.t - {window}"
         parts = [f"count(c.e) AS {quote_ident(prefix + '.count')}"]

@@ -56,6 +56,22 @@ def test_aggregates_count_only_rows_up_to_the_label_time() -> None:
     assert out[f"{p}.amount.sum_prev_window"].tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
+def test_grandchild_rows_reach_the_entity_through_their_parent() -> None:
+    orders = pd.DataFrame({"user_id": [0, 1, 0], "amount": [1.0, 2.0, 4.0],
+                           "at": [T0 - 10 * DAY, T0 - 5 * DAY, T0 + DAY]})
+    db = _db(orders)
+    lines = pd.DataFrame({"order_id": [0, 0, 1, 2, pd.NA], "price": [3.0, 5.0, 7.0, 11.0, 13.0],
+                          "at": [T0 - 10 * DAY] * 2 + [T0 - 5 * DAY, T0 + DAY, T0 - DAY]})
+    db.table_dict["lines"] = Table(lines.astype({"order_id": "Int64"}), {"order_id": "orders"}, None, "at")
+    types = {**TYPES, "lines": {"order_id": "key", "price": "numerical", "at": "timestamp"}}
+    labels = pd.DataFrame({"ts": [T0, T0, T0], "user_id": [0, 1, 2], "y": [1, 0, 0]})
+    out = child_aggregates(db, _task(labels), labels, types, set())
+    p = "orders.user_id/lines.order_id"
+    assert out[f"{p}.count"].tolist() == [2, 1, 0]  # user 0's line after T and the orphan line do not count
+    assert out[f"{p}.price.sum_window"].tolist() == [8.0, 7.0, 0.0]
+    assert out["orders.user_id.count"].tolist() == [1, 1, 0]
+
+
 def test_odd_column_names_and_infinite_values_are_handled() -> None:
     odd = 'am"ount; --'
     orders = pd.DataFrame({"user_id": [0, 0], odd: [2.0, np.inf], "at": [T0 - DAY, T0 - DAY]})
