@@ -8,8 +8,12 @@ export T2G_DATA_DIR ?= $(CURDIR)/data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
-# The sweep of the README's benchmark table; override, e.g. BENCH_ARGS="--models sage,hgt,han --epochs 5".
-BENCH_ARGS ?= --tasks player-retention,player-games --ratios 0.001,0.01 --seeds 0,1,2 --models sage --epochs 2 --jobs 3
+# The README's benchmark tables, on both bundled databases: the full-data yardstick (GBM, SAGE,
+# HGT, HAN; early-stopped within 20 epochs) and the chain (every method, SAGE). Both resume or
+# merge; override, e.g. BENCH_DATABASES=completejourney FULL_ARGS="--models sage --seeds 0".
+BENCH_DATABASES ?= lahman completejourney
+FULL_ARGS ?= --models sage,hgt,han --seeds 0,1,2,3,4 --epochs 20
+BENCH_ARGS ?= --ratios 0.001,0.01 --seeds 0,1,2 --models sage --epochs 20 --jobs 1
 
 .PHONY: install demo test ui bench clean
 
@@ -37,7 +41,10 @@ ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	set -m; exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 bench: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m benchmarks.run --evaluate $(BENCH_ARGS)
+	set -e; for db in $(BENCH_DATABASES); do \
+	  $(BIN)/python -m benchmarks.full_model --database $$db $(FULL_ARGS); \
+	  $(BIN)/python -m benchmarks.run --evaluate --database $$db --tag $$db $(BENCH_ARGS); \
+	done
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME)

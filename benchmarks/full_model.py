@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2g_lib.data.bundled import BUNDLED
+
 RESULTS = Path(__file__).parent / "results"
 
 VARIANTS = {
@@ -38,9 +40,6 @@ VARIANTS = {
 def commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                           cwd=Path(__file__).parent).stdout.strip()
-
-
-TASKS = {"lahman": "player-retention,player-games", "completejourney": "household-active,household-spend"}
 
 
 def prepare(data_dir: Path, database: str):
@@ -125,7 +124,7 @@ def report(path: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--database", default="lahman", choices=sorted(TASKS))
+    ap.add_argument("--database", default="lahman", choices=sorted(BUNDLED))
     ap.add_argument("--tasks", default=None, help="comma-separated (default: the database's tasks)")
     ap.add_argument("--models", default="sage", help="comma-separated GNNs: sage,hgt,han")
     ap.add_argument("--seeds", default="0,1,2")
@@ -138,7 +137,7 @@ def main() -> None:
     out = RESULTS / f"full-model-{args.database}.jsonl"
     if not args.report:
         variants = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(";")]
-        run(args.database, (args.tasks or TASKS[args.database]).split(","), [int(s) for s in args.seeds.split(",")],
+        run(args.database, args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks), [int(s) for s in args.seeds.split(",")],
             args.models.split(","), variants, args.epochs, out)
     md = report(out)
     (RESULTS / f"full-model-{args.database}.md").write_text(md)

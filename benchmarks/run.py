@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2g_lib.data.bundled import BUNDLED
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -152,8 +154,8 @@ def run_parallel(jobs: int, seeds: list[int], **kwargs) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--database", default="lahman", help="a bundled database: lahman or completejourney")
-    ap.add_argument("--tasks", default="player-retention")
+    ap.add_argument("--database", default="lahman", choices=sorted(BUNDLED))
+    ap.add_argument("--tasks", default=None, help="comma-separated (default: the database's tasks)")
     ap.add_argument("--ratios", default="0.01")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--models", default="sage,hgt,han")
@@ -169,7 +171,8 @@ def main() -> None:
         result = {key: [row for part in parts for row in part[key]] for key in ("stages", "scores")}
     else:
         result = run_parallel(
-            args.jobs, [int(s) for s in args.seeds.split(",")], database=args.database, tasks=args.tasks.split(","),
+            args.jobs, [int(s) for s in args.seeds.split(",")], database=args.database,
+            tasks=args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks),
             ratios=args.ratios.split(","), evaluate=args.evaluate, models=args.models, epochs=args.epochs,
             tag=args.tag,
         )

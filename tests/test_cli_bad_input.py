@@ -103,6 +103,13 @@ def test_unknown_database_fails_before_any_run_listing_the_known_ones(data):
     assert "t2g:" not in result.output  # no progress bar: no Dagster run started
 
 
+def test_prepare_names_the_bundled_databases_when_asked_for_another(tmp_path):
+    result = CliRunner().invoke(app, ["prepare", "nosuch", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert_named_on_one_screen(result, "no bundled database 'nosuch'", "lahman, completejourney")
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
 def _sqlite_with_text_dates(path: Path, dates: bool = True) -> Path:
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, joined TEXT)")
