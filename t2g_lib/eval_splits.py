@@ -16,7 +16,7 @@ from t2g_lib.leakage import LeakageReport, check_split_leakage
 from t2g_lib.metrics import MULTICLASS, task_kind, trivial_score
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler
-from t2g_lib.train import SampledSplit, TrainResult, label_frame, make_sampler
+from t2g_lib.train import SampledSplit, TrainResult, count_classes, label_frame, make_sampler
 
 
 @dataclass
@@ -66,5 +66,4 @@ def label_classes(task: TaskData) -> int:
     """Classes of a multiclass task (the largest train or val label + 1); 1 otherwise."""
     if task_kind(task.task_type) != MULTICLASS:
         return 1
-    labels = [label_frame(t)[task.target_col] for t in (task.train, task.val)]
-    return int(max(np.asarray(y, dtype=np.int64).max() for y in labels)) + 1
+    return count_classes(*(label_frame(t)[task.target_col].to_numpy() for t in (task.train, task.val)))

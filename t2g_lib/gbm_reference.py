@@ -16,6 +16,7 @@ import pandas as pd
 from relbench.base import Database
 
 from t2g_lib.entity_aggregates import label_features
+from t2g_lib.eval_splits import label_classes
 from t2g_lib.full_training import FULL
 from t2g_lib.metrics import BINARY, MULTICLASS, primary_metric, score, task_kind
 from t2g_lib.task_data import TaskData
@@ -74,7 +75,7 @@ def fit_gbm_reference(
     x = {s: label_features(db, task, getattr(task, s), column_types, hidden) for s in ("train", "val", "test")}
     feature_s = time.perf_counter() - t0
     y = {s: getattr(task, s)[task.target_col].to_numpy() for s in ("train", "val", "test")}
-    classes = int(max(np.max(y["train"]), np.max(y["val"]))) + 1 if kind == MULTICLASS else 1
+    classes = label_classes(task)
     t0 = time.perf_counter()
     model = _model(kind, seed).fit(x["train"], y["train"])
     fit_s = time.perf_counter() - t0

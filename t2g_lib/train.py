@@ -145,7 +145,8 @@ def predict(
     return split.predict(model.to(device), device), split.max_leak_seconds
 
 
-def _num_classes(*labels: np.ndarray) -> int:
+def count_classes(*labels: np.ndarray) -> int:
+    """Classes a multiclass model needs for these integer label arrays: the largest + 1."""
     return int(max(np.asarray(y, dtype=np.int64).max(initial=0) for y in labels)) + 1
 
 
@@ -239,7 +240,7 @@ def train_full(
     y_all = train_df[task.target_col].to_numpy()
     if val_split is None:
         val_split = SampledSplit(sampler, feats, task.val, task, batch_size)
-    out_dim = (num_classes or _num_classes(y_all, val_split.y)) if kind == MULTICLASS else 1
+    out_dim = (num_classes or count_classes(y_all, val_split.y)) if kind == MULTICLASS else 1
     torch.manual_seed(seed)
     model = build_model(model_name, schema.metadata(), dims.pop(), spec.hidden, out_dim, spec.num_layers,
                         spec.aggr, spec.temporal)
