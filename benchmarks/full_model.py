@@ -104,20 +104,29 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
+def epochs_trained(rows: pd.DataFrame) -> str:
+    """Epochs full-data training ran (min-max over seeds; early stopping ends it before the
+    cap), or '-' for the GBM and rows recorded before the count was kept."""
+    if "epochs_trained" not in rows or rows["epochs_trained"].isna().all():
+        return "-"
+    n = rows["epochs_trained"].dropna().astype(int)
+    return f"{n.min()}-{n.max()} of {int(rows['epochs'].max())}" if n.min() != n.max() else f"{n.min()} of {int(rows['epochs'].max())}"
+
+
 def report(path: Path) -> str:
     """Mean ± std over seeds per task and variant of the task's primary metric."""
     rows = pd.DataFrame(read_rows(path))
     # rows from before HGT/HAN have no model: SAGE, or the GBM
     before = rows["variant"].where(rows["variant"] == "gbm", "sage")
     rows["model"] = rows["model"].fillna(before) if "model" in rows else before
-    lines = ["| task | model | metric | test (mean ± std) | val | seconds | seeds | commits |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| task | model | metric | test (mean ± std) | val | seconds | epochs trained | seeds | commits |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for (task, model, variant), g in rows.groupby(["task", "model", "variant"], sort=False):
         metric = "auroc" if "auroc" in g and g["auroc"].notna().any() else "mae" if "mae" in g else "accuracy"
         lines.append(
             f"| {task} | {'gbm' if model == 'gbm' else model.upper() + ' ' + variant} | {metric} | "
             f"{g[metric].mean():.4f} ± {g[metric].std(ddof=0):.4f} | {g['val_value'].mean():.4f} | "
-            f"{g['seconds'].mean():.0f} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
+            f"{g['seconds'].mean():.0f} | {epochs_trained(g)} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -38,7 +38,7 @@ class EvalSplits:
             "model": model_name, "method": method, "seed": seed,
             **self.test.score(res.model, device, self.kind),
             "val_value": res.val_metric, "storage_bytes": nbytes,
-            "distill_seconds": distill_seconds, "train_seconds": res.seconds,
+            "distill_seconds": distill_seconds, "train_seconds": res.seconds, "epochs_trained": res.epochs,
         }
 
 
