@@ -72,7 +72,7 @@ def run(database: str, tasks: list[str], seeds: list[int], models: list[str], va
     from t2g_lib.task_data import read_task_labels
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
-    done = {(r["task"], r.get("model", "sage"), r["variant"], r["seed"]) for r in read_rows(out)}
+    done = {row_key(r) for r in read_rows(out)}
     code = commit()  # the code this process runs, whatever is committed while it runs
     db, raw, schema, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
@@ -101,7 +101,18 @@ def run(database: str, tasks: list[str], seeds: list[int], models: list[str], va
 
 
 def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    """The finished rows, the first of each (task, model, variant, seed) only."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    for r in rows:  # rows from before HGT/HAN name no model: SAGE, or the GBM
+        r.setdefault("model", "gbm" if r["variant"] == "gbm" else "sage")
+    first: dict[tuple, dict] = {}
+    for r in rows:
+        first.setdefault(row_key(r), r)
+    return list(first.values())
+
+
+def row_key(row: dict) -> tuple:
+    return row["task"], row["model"], row["variant"], row["seed"]
 
 
 def epochs_trained(rows: pd.DataFrame) -> str:
@@ -116,9 +127,6 @@ def epochs_trained(rows: pd.DataFrame) -> str:
 def report(path: Path) -> str:
     """Mean ± std over seeds per task and variant of the task's primary metric."""
     rows = pd.DataFrame(read_rows(path))
-    # rows from before HGT/HAN have no model: SAGE, or the GBM
-    before = rows["variant"].where(rows["variant"] == "gbm", "sage")
-    rows["model"] = rows["model"].fillna(before) if "model" in rows else before
     lines = ["| task | model | metric | test (mean ± std) | val | seconds | epochs trained | seeds | commits |",
              "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for (task, model, variant), g in rows.groupby(["task", "model", "variant"], sort=False):
