@@ -32,7 +32,7 @@ FEW_LABELS = "few_labels"
 
 COLUMNS = [
     "model", "method", "metric", "value", "value_std", "val_value", "storage_bytes",
-    "compression_ratio", "distill_seconds", "train_seconds", "utility_retention",
+    "compression_ratio", "distill_seconds", "train_seconds", "epochs_trained", "utility_retention",
     "retention_vs_same_model", "speedup", "n_seeds",
 ]
 
@@ -131,7 +131,10 @@ def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: fl
     full-data row and against the same model's (NaN where there is none), and speedup."""
     kind = task_kind(task_type)
     metric, _ = primary_metric(kind)
-    fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds"}
+    if "epochs_trained" not in per_seed:  # records of the GBM, or stored before the count was kept
+        per_seed = per_seed.assign(epochs_trained=np.nan)
+    fixed = {"model", "method", "seed", "val_value", "storage_bytes", "distill_seconds", "train_seconds",
+             "epochs_trained"}
     extra = [c for c in per_seed.columns if c not in fixed and c != metric]
     agg = (
         per_seed.groupby(["model", "method"], sort=False)
@@ -142,6 +145,7 @@ def score_table(per_seed: pd.DataFrame, task_type, full_bytes: int, baseline: fl
             storage_bytes=("storage_bytes", "first"),
             distill_seconds=("distill_seconds", "first"),
             train_seconds=("train_seconds", "mean"),
+            epochs_trained=("epochs_trained", "mean"),
             n_seeds=("seed", "count"),
             **{m: (m, "mean") for m in extra},
         )
