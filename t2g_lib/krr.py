@@ -34,7 +34,7 @@ from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
-from t2g_lib.krr_real import RealSide, embed_real, pseudo_label_sides
+from t2g_lib.krr_real import RealSide, block_ages, embed_real, pseudo_label_sides
 from t2g_lib.label_space import LabelSpace
 from t2g_lib.propagate import propagate_all
 from t2g_lib.task_data import TaskData
@@ -189,7 +189,8 @@ def distill_features(
     ent_nt = gs.node_type(task.entity_table)
 
     def embed(table: str, rows: np.ndarray, times: np.ndarray) -> torch.Tensor:
-        return embed_real(sampler, table, rows, times, feats, config.hops, config.batch_size, dev)
+        return embed_real(sampler, table, rows, times, feats, config.hops, config.batch_size, dev,
+                          config.aggr, config.temporal)
 
     # --- task targets and the centroid start
     train, val, num_classes = _labelled(task, kind)
@@ -227,12 +228,26 @@ def distill_features(
     }
     y0 = space.to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
     y_syn = torch.nn.Parameter(torch.as_tensor(y0, device=dev))
-    opt = torch.optim.Adam([*x_syn.values(), y_syn], lr=config.lr)
+    # Synthetic rows of timed tables get an age, learned as log(1 + days) from their block's
+    # median real age at the training labels' times.
+    log_age: dict[str, torch.nn.Parameter] = {}
+    if config.temporal:
+        probe = pool[: min(len(pool), 4 * config.batch_size)]
+        medians = block_ages(sampler, task.entity_table, train_ent[probe], train_time[probe], pseudo_labels,
+                             feats, config.batch_size)
+        for t, by_block in medians.items():
+            b = np.asarray(start.blocks.get(t, np.full(len(start.x[t]), -1)), dtype=np.int64)
+            days = np.array([by_block.get(int(k), by_block[-1]) for k in b], dtype=np.float32)
+            log_age[gs.node_type(t)] = torch.nn.Parameter(torch.as_tensor(np.log1p(days), device=dev))
+    opt = torch.optim.Adam([*x_syn.values(), y_syn, *log_age.values()], lr=config.lr)
+
+    def synthetic_ages() -> dict[str, torch.Tensor] | None:
+        return {nt: torch.expm1(a) for nt, a in log_age.items()} if config.temporal else None
 
     def synthetic_z() -> dict[str, torch.Tensor]:
         for nt, x in x_syn.items():
             syn[nt].x = x
-        return propagate_all(syn, config.hops)
+        return propagate_all(syn, config.hops, config.aggr, synthetic_ages())
 
     def validate() -> float:
         with torch.no_grad():
@@ -246,8 +261,9 @@ def distill_features(
         pred_np = (pred if multiclass else pred.squeeze(1)).cpu().numpy()
         return score(kind, y_val, space.to_target_units(pred_np))[metric]
 
-    def snapshot() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone()
+    def snapshot() -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+        ages = {nt: a.detach().clone() for nt, a in (synthetic_ages() or {}).items()}
+        return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone(), ages
 
     history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [], "metric": metric}
     best_score = validate()
@@ -290,12 +306,13 @@ def distill_features(
                 best = snapshot()
             log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {value:.4f}")
 
-    best_x, best_y = best
+    best_x, best_y, best_age = best
     out = SyntheticGraph(
         gs, structure.target_table,
         {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables},
         copy.deepcopy(structure.parents), space.from_param(best_y).astype(np.float32),
         copy.deepcopy(structure.blocks),
+        {gs.table_of(nt): a.clamp(min=0).cpu().numpy() for nt, a in best_age.items()},
     )
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)

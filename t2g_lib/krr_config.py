@@ -24,3 +24,5 @@ class KRRConfig:
     seed: int = 0
     kernel_params: dict[str, float | int] = field(default_factory=dict)
     pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
+    aggr: str = "mean"  # how the propagation combines neighbours: "mean" or "sum" (counts show)
+    temporal: bool = False  # rows carry ages: real ones at their seed's time, synthetic ones learned

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from t2g_lib.graph import SyntheticGraph
-from t2g_lib.propagate import propagate
-from t2g_lib.temporal import TemporalSampler
+from t2g_lib.propagate import TIME_DIM, propagate
+from t2g_lib.temporal import TemporalSampler, age_days
 
 
 @dataclass
@@ -50,17 +50,50 @@ def embed_real(
     hops: int,
     batch: int,
     device: torch.device,
+    aggr: str = "mean",
+    temporal: bool = False,
 ) -> torch.Tensor:
-    """Propagated representation of real rows, each seen from its own seed time."""
+    """Propagated representation of real rows, each seen from its own seed time (with every
+    sampled row's age at that time when ``temporal``)."""
     nt = sampler.schema.node_type(table)
     out = []
     with torch.no_grad():
         for i in range(0, len(rows), batch):
-            sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats)
-            out.append(propagate(sub.to(device), hops, nt, len(rows[i : i + batch])))
+            sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats).to(device)
+            ages = age_days(sub) if temporal else None
+            out.append(propagate(sub, hops, nt, len(rows[i : i + batch]), aggr, ages))
     if not out:
-        return torch.zeros(0, (hops + 1) * feats[table].shape[1], device=device)
+        width = feats[table].shape[1] + (TIME_DIM if temporal else 0)
+        return torch.zeros(0, (hops + 1) * width, device=device)
     return torch.cat(out)
+
+
+def block_ages(
+    sampler: TemporalSampler,
+    table: str,
+    rows: np.ndarray,
+    times: np.ndarray,
+    blocks: dict[str, np.ndarray],
+    feats: dict[str, torch.Tensor],
+    batch: int,
+) -> dict[str, dict[int, float]]:
+    """Median age in days, per timed table and cluster block, of the real rows the labels
+    ``(rows, times)`` of ``table`` sample: where a synthetic row of that block starts."""
+    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for i in range(0, len(rows), batch):
+        sub = sampler.sample(table, rows[i : i + batch], times[i : i + batch], feats)
+        for nt, age in age_days(sub).items():
+            t = sampler.schema.table_of(nt)
+            ok = torch.isfinite(age).numpy()
+            if t in blocks and ok.any():
+                found.setdefault(t, []).append((np.asarray(blocks[t])[sub[nt].n_id.numpy()[ok]], age.numpy()[ok]))
+    out: dict[str, dict[int, float]] = {}
+    for t, parts in found.items():
+        b = np.concatenate([p[0] for p in parts])
+        a = np.concatenate([p[1] for p in parts])
+        out[t] = {int(k): float(np.median(a[b == k])) for k in np.unique(b)}
+        out[t][-1] = float(np.median(a))  # blocks no sampled row fell in
+    return out
 
 
 def pseudo_label_sides(

@@ -1,8 +1,13 @@
 """Fixed, parameter-free heterogeneous propagation: the representation KRR distils with.
 
 The same function runs on a sampled real subgraph (``temporal.TemporalSampler``) and on the
-whole synthetic graph with learnable features, so real and synthetic rows are embedded by
-one map and the synthetic side stays differentiable w.r.t. its node features.
+whole synthetic graph with learnable features (and learnable row ages), so real and
+synthetic rows are embedded by one map and the synthetic side stays differentiable.
+
+It can read what the evaluation GNN reads: ``aggr="sum"`` sums neighbours (how many related
+rows there are shows), and ``ages`` (days before the seed's time, NaN for untimed rows, as
+``temporal.age_days`` gives them) append ``time_features`` to every row, so a row seen
+yesterday and one seen ten years ago are embedded apart.
 """
 
 from __future__ import annotations
@@ -11,15 +16,47 @@ import torch
 from torch_geometric.data import HeteroData
 from torch_geometric.utils import scatter
 
+AGE_SCALES_DAYS = (7.0, 30.0, 365.0, 3650.0)
+"""Time constants of the recency features: a week, a month, a year, a decade."""
+TIME_DIM = len(AGE_SCALES_DAYS) + 1
+
+
+def time_features(age_days: torch.Tensor) -> torch.Tensor:
+    """(n, TIME_DIM): ``exp(-age / scale)`` per scale and a timed flag; zeros for NaN ages.
+    Smooth in the age, so a learnable synthetic age gets gradients."""
+    timed = torch.isfinite(age_days)
+    age = torch.where(timed, age_days, torch.zeros_like(age_days)).clamp(min=0.0)[:, None]
+    scales = torch.as_tensor(AGE_SCALES_DAYS, dtype=age.dtype, device=age.device)
+    feats = torch.cat([torch.exp(-age / scales), torch.ones_like(age)], dim=1)
+    return feats * timed[:, None].to(feats.dtype)
+
+
+def _inputs(data: HeteroData, ages: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    """``h^0``: each node type's ``x``, with ``time_features`` appended when ``ages`` is given
+    (types without ages, or untimed rows, get zeros there)."""
+    h = {nt: data[nt].x for nt in data.node_types}
+    if ages is None:
+        return h
+    out = {}
+    for nt, x in h.items():
+        age = ages.get(nt)
+        if age is None:
+            age = torch.full((x.shape[0],), float("nan"), dtype=x.dtype, device=x.device)
+        out[nt] = torch.cat([x, time_features(age).to(x.dtype)], dim=1)
+    return out
+
 
 def _layers(
-    data: HeteroData, hops: int, wanted: set[str] | None = None
+    data: HeteroData, hops: int, wanted: set[str] | None = None, aggr: str = "mean",
+    ages: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, list[torch.Tensor]]:
     """``[h^0, ..., h^hops]`` per node type in ``wanted`` (default: all; see ``propagate``).
 
     The last hop only feeds the wanted types, so it is computed for them alone.
     """
-    h = {nt: data[nt].x for nt in data.node_types}
+    if aggr not in ("mean", "sum"):
+        raise ValueError(f"aggr must be 'mean' or 'sum', got {aggr!r}")
+    h = _inputs(data, ages)
     layers = {nt: [x] for nt, x in h.items()}
     for k in range(hops):
         targets = set(h) if wanted is None or k < hops - 1 else wanted
@@ -34,7 +71,7 @@ def _layers(
             summed = scatter(msg, ei[1], dim=0, dim_size=n_dst, reduce="sum")
             ones = msg.new_ones(ei.shape[1], 1)
             deg = scatter(ones, ei[1], dim=0, dim_size=n_dst, reduce="sum")
-            total[dst] = total[dst] + summed / deg.clamp(min=1)
+            total[dst] = total[dst] + (summed / deg.clamp(min=1) if aggr == "mean" else summed)
             terms[dst] = terms[dst] + (deg > 0).to(h[dst].dtype)
         h = {nt: total[nt] / terms[nt] for nt in targets}
         for nt, x in h.items():
@@ -42,20 +79,24 @@ def _layers(
     return {nt: xs for nt, xs in layers.items() if wanted is None or nt in wanted}
 
 
-def propagate_all(data: HeteroData, hops: int) -> dict[str, torch.Tensor]:
+def propagate_all(
+    data: HeteroData, hops: int, aggr: str = "mean", ages: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """``concat(h^0..h^hops)`` for every node type (see ``propagate``)."""
-    return {nt: torch.cat(xs, dim=1) for nt, xs in _layers(data, hops).items()}
+    return {nt: torch.cat(xs, dim=1) for nt, xs in _layers(data, hops, None, aggr, ages).items()}
 
 
 def propagate(
-    data: HeteroData, hops: int, seed_type: str, num_seeds: int | None = None
+    data: HeteroData, hops: int, seed_type: str, num_seeds: int | None = None, aggr: str = "mean",
+    ages: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Rows of ``concat(h^0..h^hops)`` for the first ``num_seeds`` nodes of ``seed_type``.
 
-    ``h^0 = x``; ``h^{k+1}[v]`` is the mean of ``h^k[v]`` and, for every incoming edge type
-    under which ``v`` has at least one neighbour, the mean of those neighbours' ``h^k``. A
-    relation a node has no neighbours under does not dilute the mean (a timeless customer
-    with no orders yet keeps its own features rather than being pulled towards zero).
+    ``h^0 = x`` (plus ``time_features(ages)``); ``h^{k+1}[v]`` is the mean of ``h^k[v]`` and,
+    for every incoming edge type under which ``v`` has at least one neighbour, the mean
+    (``aggr="mean"``) or the sum (``"sum"``) of those neighbours' ``h^k``. A relation a node
+    has no neighbours under does not dilute the mean (a timeless customer with no orders yet
+    keeps its own features rather than being pulled towards zero).
     """
-    layers = _layers(data, hops, {seed_type})[seed_type]
+    layers = _layers(data, hops, {seed_type}, aggr, ages)[seed_type]
     return torch.cat([h if num_seeds is None else h[:num_seeds] for h in layers], dim=1)

@@ -13,6 +13,7 @@ from sklearn.cluster import KMeans
 from sklearn.kernel_ridge import KernelRidge
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
+from t2g_lib.train import train_distilled
 from t2g_lib.kernels import get_kernel
 from t2g_lib.krr import KRRConfig, distill_features, init_from_centroids, krr_predict, label_targets
 from t2g_lib.task_data import TaskData
@@ -197,3 +198,16 @@ def test_regression_and_multiclass(fixture) -> None:
     mc, mh = _distill(fixture, "multiclass_classification", "c", steps=5)
     assert mh["metric"] == "accuracy" and mc.y.shape == (6, 3)
     np.testing.assert_allclose(mc.y.sum(1), 1.0, rtol=1e-5)
+
+
+def test_temporal_sum_distillation_learns_ages_the_gnn_then_reads(fixture) -> None:
+    graph, hist = _distill(fixture, temporal=True, aggr="sum")
+    again, _ = _distill(fixture, temporal=True, aggr="sum")
+    assert set(graph.age) == {"order items"}  # the only timed table
+    age = graph.age["order items"]
+    assert age.shape == (len(graph.x["order items"]),) and np.isfinite(age).all() and (age >= 0).all()
+    assert 0 < float(np.median(age)) < 100  # orders are 0-99 days old at the labels' times
+    np.testing.assert_array_equal(age, again.age["order items"])  # same seed, same ages
+    model = train_distilled("sage", graph, epochs=3, seed=0, task_type="binary_classification").model
+    assert model.temporal  # a graph with ages trains a model that reads them
+    assert hist["best_score"] >= hist["start_score"]
