@@ -116,7 +116,11 @@ def subgraph_coreset(
     probe = rng.choice(len(train), size=min(PROBE, len(train)), replace=False)
     per_example = build(probe).nbytes() / max(len(probe), 1)
     k = int(min(len(train), max(1, 2 * budget // max(per_example, 1))))
-    order = take(select, features[task.entity_table][entities], k, rng, max_candidates)
+    x = features[task.entity_table][entities]
+    order = take(select, x, k, rng, max_candidates)
+    while k < len(train) and build(order).nbytes() <= budget:  # chosen examples smaller than the probe's
+        k = min(2 * k, len(train))
+        order = take(select, x, k, np.random.default_rng([seed, k]), max_candidates)
     lo, hi = 1, len(order)  # the longest fitting prefix, by bisection (bytes grow with it)
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -3,6 +3,8 @@ labelled examples; the selectors; the centroid start."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +41,28 @@ def test_subgraph_coreset_fits_the_budget_and_the_task(name: str, task_type: str
     assert graph.schema.metadata() == reference.schema.metadata()
     for t in graph.schema.tables:
         np.testing.assert_array_equal(graph.x[t], again.x[t])  # same seed, same coreset
+
+
+def test_a_selector_of_small_examples_still_fills_the_budget() -> None:
+    """The probe guesses an example's bytes from random ones; examples chosen smaller than
+    that must not leave the budget half empty (k-center did, on grocery households)."""
+    fx = make_fixture("binary")
+    early = fx.train.copy()  # a third of the examples at day 1: next to no history, tiny subtrees
+    early.loc[early.index % 3 == 0, "label time"] = early["label time"].min() - pd.Timedelta(days=29)
+    fx = replace(fx, train=early)
+    sampler = TemporalSampler(fx.db, list(SPEC.num_neighbors))
+    feats = as_feature_tensors(fx.features)
+    users, times = fx.train["user"].to_numpy(), to_seconds(fx.train["label time"])
+    size = np.array([
+        trees_to_graph(sampler.sample(ENTITY, users[i:i + 1], times[i:i + 1], feats), sampler.schema, ENTITY, 1,
+                       fx.train["y"].to_numpy()[i:i + 1]).nbytes()
+        for i in range(len(users))
+    ])
+    smallest_first = np.argsort(size, kind="stable")
+    reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
+    graph = subgraph_coreset(lambda x, k, rng: smallest_first[:k], fx.db, fx.features, reference, fx.task, 0, SPEC)
+    n = graph.num_nodes()[ENTITY]
+    assert size[smallest_first[: n + 1]].sum() > 0.9 * reference.nbytes() or n == len(users)
 
 
 def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
