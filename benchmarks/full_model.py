@@ -100,9 +100,14 @@ def run(database: str, tasks: list[str], seeds: list[int], models: list[str], va
                 print(f"{name} {model} {variant} seed {seed}: {row}", flush=True)
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows a resumable benchmark has appended so far (none before its first)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
 def read_rows(path: Path) -> list[dict]:
     """The finished rows, the first of each (task, model, variant, seed) only."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+    rows = read_jsonl(path)
     for r in rows:  # rows from before HGT/HAN name no model: SAGE, or the GBM
         r.setdefault("model", "gbm" if r["variant"] == "gbm" else "sage")
     first: dict[tuple, dict] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.full_model import RESULTS, commit, prepare, read_rows as read_full_rows
+from benchmarks.full_model import RESULTS, commit, prepare, read_jsonl, read_rows as read_full_rows
 from t2g_lib.data.bundled import BUNDLED
 
 VARIANTS: dict[str, dict] = {
@@ -42,7 +42,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], variants:
     from t2g_lib.task_data import read_task_labels, task_from_snapshot
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
-    done = {(r["task"], r["ratio"], r["variant"], r["seed"]) for r in read_rows(out)}
+    done = {(r["task"], r["ratio"], r["variant"], r["seed"]) for r in read_jsonl(out)}
     code = commit()
     db, raw, _, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
@@ -75,10 +75,6 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], variants:
                 print(row, flush=True)
 
 
-def read_rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
 def best_full(database: str) -> dict[str, float]:
     """Per task, the best full-data mean test score of the yardstick benchmark."""
     rows = pd.DataFrame(read_full_rows(RESULTS / f"full-model-{database}.jsonl"))
@@ -91,7 +87,7 @@ def best_full(database: str) -> dict[str, float]:
 
 
 def report(database: str, path: Path) -> str:
-    rows = pd.DataFrame(read_rows(path))
+    rows = pd.DataFrame(read_jsonl(path))
     full = best_full(database)
     rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
     lines = ["| task | budget | KRR variant | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
