@@ -16,6 +16,7 @@ from typing import Any
 from dagster import Config
 from pydantic import Field, create_model
 
+from t2g_lib.feature_codec import StorageConfig
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.pretrain import PretrainConfig
 
@@ -41,6 +42,10 @@ PretrainParams = config_class(
     "PretrainParams", PretrainConfig, "Knobs of cluster pretraining (t2g_lib.pretrain.PretrainConfig)."
 )
 KRRParams = config_class("KRRParams", KRRConfig, "Knobs of the KRR distillation (t2g_lib.krr.KRRConfig).")
+StorageParams = config_class(
+    "StorageParams", StorageConfig,
+    "How the graphs at a byte budget store rows (t2g_lib.feature_codec.StorageConfig).",
+)
 AblationParams = config_class(
     "AblationParams", KRRConfig, "Knobs of the KRR distillation without the pseudo-label term (beta = 0).",
     fixed=frozenset({"beta"}),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.timestamps import to_seconds
 
 EdgeType = tuple[str, str, str]
@@ -157,6 +158,8 @@ class SyntheticGraph:
     each synthetic node where the method has one. ``age`` holds, for graphs that carry row
     times, each node's age in days at the time of the label it serves (NaN: untimed), what
     a temporal model reads (``temporal.age_days``); it is stored and counted in ``nbytes``.
+    With a ``codec`` (``feature_codec.FeatureCodec``), every ``x`` lies in the codec's
+    per-table subspace and is stored, and counted, as its coefficients plus the codec.
     """
 
     schema: GraphSchema
@@ -166,13 +169,25 @@ class SyntheticGraph:
     y: np.ndarray
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
     age: dict[str, np.ndarray] = field(default_factory=dict)
+    codec: FeatureCodec | None = None
+
+    def with_codec(self, codec: FeatureCodec | None) -> "SyntheticGraph":
+        """This graph stored through ``codec``: each ``x`` replaced by what storing it keeps."""
+        if codec is None:
+            return self
+        x = {t: codec.round_trip(t, v) for t, v in self.x.items()}
+        return SyntheticGraph(self.schema, self.target_table, x, self.parents, self.y, self.blocks, self.age, codec)
 
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}
 
     def nbytes(self) -> int:
-        """Storage of the distilled payload: features, edges (int32) and labels."""
-        total = sum(np.asarray(v, dtype=np.float32).nbytes for v in self.x.values())
+        """Storage of the distilled payload: features (float32, or the codec's coefficients
+        and the codec itself), edges (int32), ages and labels (float32)."""
+        if self.codec is None:
+            total = sum(np.asarray(v, dtype=np.float32).nbytes for v in self.x.values())
+        else:
+            total = self.codec.nbytes() + sum(len(v) * self.codec.row_bytes(t) for t, v in self.x.items())
         total += sum(len(p) * 2 * 4 for p in self.parents.values())
         total += sum(np.asarray(v, dtype=np.float32).nbytes for v in self.age.values())
         return int(total + np.asarray(self.y, dtype=np.float32).nbytes)
@@ -205,13 +220,19 @@ class SyntheticGraph:
     def save(self, path: Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        arrays = {f"x_{i}": np.asarray(self.x[t]) for i, t in enumerate(self.schema.tables)}
+        tables = self.schema.tables
+        if self.codec is None:
+            arrays = {f"x_{i}": np.asarray(self.x[t]) for i, t in enumerate(tables)}
+        else:
+            arrays = {f"x_{i}": self.codec.encode(t, self.x[t]) for i, t in enumerate(tables)}
+            arrays.update(self.codec.arrays(tables))
         arrays.update({f"parents_{j}": p for j, p in self.parents.items()})
         arrays.update({f"blocks_{i}": self.blocks[t] for i, t in enumerate(self.schema.tables) if t in self.blocks})
         arrays.update({f"age_{i}": self.age[t] for i, t in enumerate(self.schema.tables) if t in self.age})
         arrays["y"] = np.asarray(self.y)
         np.savez(path / "graph.npz", **arrays)
-        meta = {"schema": self.schema.to_dict(), "target_table": self.target_table}
+        meta = {"schema": self.schema.to_dict(), "target_table": self.target_table,
+                "codec_precision": None if self.codec is None else self.codec.precision}
         (path / "graph.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
         return path
 
@@ -220,12 +241,14 @@ class SyntheticGraph:
         path = Path(path)
         meta = json.loads((path / "graph.json").read_text())
         schema = GraphSchema.from_dict(meta["schema"])
+        precision = meta.get("codec_precision")
         with np.load(path / "graph.npz") as z:
-            x = {t: z[f"x_{i}"] for i, t in enumerate(schema.tables)}
+            codec = None if precision is None else FeatureCodec.from_arrays(schema.tables, z, precision)
+            x = {t: z[f"x_{i}"] if codec is None else codec.decode(t, z[f"x_{i}"]) for i, t in enumerate(schema.tables)}
             parents = {r.index: z[f"parents_{r.index}"] for r in schema.relations}
             blocks = {
                 t: z[f"blocks_{i}"] for i, t in enumerate(schema.tables) if f"blocks_{i}" in z
             }
             age = {t: z[f"age_{i}"] for i, t in enumerate(schema.tables) if f"age_{i}" in z}
             y = z["y"]
-        return cls(schema, meta["target_table"], x, parents, y, blocks, age)
+        return cls(schema, meta["target_table"], x, parents, y, blocks, age, codec)

@@ -133,7 +133,15 @@ def init_from_centroids(
     return SyntheticGraph(
         structure.schema, structure.target_table, x, copy.deepcopy(structure.parents),
         y.astype(np.float32), copy.deepcopy(structure.blocks),
-    )
+    ).with_codec(structure.codec)
+
+
+def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
+    """The synthetic nodes one step's KRR solve is built on: all of them, or ``size`` drawn
+    at random, so a step costs at most a ``size x size`` solve whatever the budget."""
+    if n <= size:
+        return slice(None)
+    return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=dev)
 
 
 def _labelled(task: TaskData, kind) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
@@ -222,8 +230,15 @@ def distill_features(
 
     # --- synthetic side, learnable
     syn = start.to_hetero().to(dev)
+    codec = structure.codec
+    # With a codec the learned parameters are the stored coefficients: x = coef @ basis + mean.
     x_syn = {
-        gs.node_type(t): torch.nn.Parameter(torch.as_tensor(start.x[t], device=dev))
+        gs.node_type(t): torch.nn.Parameter(torch.as_tensor(
+            start.x[t] if codec is None else codec.encode(t, start.x[t]).astype(np.float32), device=dev))
+        for t in gs.tables
+    }
+    decode = {} if codec is None else {
+        gs.node_type(t): (torch.as_tensor(codec.basis[t], device=dev), torch.as_tensor(codec.mean[t], device=dev))
         for t in gs.tables
     }
     y0 = space.to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
@@ -246,7 +261,7 @@ def distill_features(
 
     def synthetic_z() -> dict[str, torch.Tensor]:
         for nt, x in x_syn.items():
-            syn[nt].x = x
+            syn[nt].x = x @ decode[nt][0] + decode[nt][1] if nt in decode else x
         return propagate_all(syn, config.hops, config.aggr, synthetic_ages())
 
     def validate() -> float:
@@ -280,15 +295,18 @@ def distill_features(
         batch = torch.as_tensor(
             rng.choice(n_pool, size=min(config.batch_size, n_pool), replace=False), device=dev
         )
-        pred = krr_predict(kernel(task_side.z[batch], zs), kernel(zs, zs), y_syn, config.ridge)
+        sup = _support(len(zs), config.support_size, rng, dev)
+        zs_s, y_s = zs[sup], y_syn[sup]
+        pred = krr_predict(kernel(task_side.z[batch], zs_s), kernel(zs_s, zs_s), y_s, config.ridge)
         loss_task = task_loss(kind, pred, task_side.target[batch])
         loss_pseudo = torch.zeros((), device=dev)
         for nt, (side, support) in pseudo_sides.items():
-            zp = side.normalise(zs_all[nt])
+            sup = _support(len(support), config.pseudo_support_size, pseudo_rng, dev)
+            zp = side.normalise(zs_all[nt][sup])
             n_side = side.z.shape[0]
             pick = pseudo_rng.choice(n_side, min(config.pseudo_batch_size, n_side), replace=False)
             pb = torch.as_tensor(pick, device=dev)
-            logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support, config.ridge)
+            logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support[sup], config.ridge)
             loss_pseudo = loss_pseudo + F.cross_entropy(logits, side.target[pb])
         loss_pseudo = loss_pseudo / max(len(pseudo_sides), 1)  # mean over tables: beta holds for any schema size
         loss = loss_task + config.beta * loss_pseudo
@@ -307,13 +325,14 @@ def distill_features(
             log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {value:.4f}")
 
     best_x, best_y, best_age = best
+    x_out = {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables}
     out = SyntheticGraph(
         gs, structure.target_table,
-        {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables},
+        x_out if codec is None else {t: codec.decode(t, c) for t, c in x_out.items()},
         copy.deepcopy(structure.parents), space.from_param(best_y).astype(np.float32),
         copy.deepcopy(structure.blocks),
         {gs.table_of(nt): a.clamp(min=0).cpu().numpy() for nt, a in best_age.items()},
-    )
+    ).with_codec(codec)
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)
     log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")

@@ -24,5 +24,7 @@ class KRRConfig:
     seed: int = 0
     kernel_params: dict[str, float | int] = field(default_factory=dict)
     pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
-    aggr: str = "mean"  # how the propagation combines neighbours: "mean" or "sum" (counts show)
-    temporal: bool = False  # rows carry ages: real ones at their seed's time, synthetic ones learned
+    aggr: str = "sum"  # how the propagation combines neighbours: "mean" or "sum" (counts show)
+    temporal: bool = True  # rows carry ages: real ones at their seed's time, synthetic ones learned
+    support_size: int = 2048  # synthetic target nodes in one step's KRR solve (drawn when more)
+    pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve

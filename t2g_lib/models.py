@@ -107,6 +107,23 @@ class HeteroGNN(nn.Module):
         self.task: TaskType | None = None
         self.register_buffer("target_loc", torch.zeros(()))
         self.register_buffer("target_scale", torch.ones(()))
+        self.projected: set[int] = set()  # node-type positions read through a projection
+
+    def set_input_projection(self, projections: dict[str, tuple[Tensor, Tensor]]) -> None:
+        """Read node type ``nt``'s features as ``x @ P + shift`` (``projections[nt]``): a
+        model trained on a graph stored in a subspace (``feature_codec``) reads real rows
+        through the same subspace."""
+        for i, nt in enumerate(self.node_types):
+            if nt in projections:
+                p, shift = projections[nt]
+                self.register_buffer(f"in_proj_{i}", torch.as_tensor(p, dtype=torch.float32))
+                self.register_buffer(f"in_shift_{i}", torch.as_tensor(shift, dtype=torch.float32))
+                self.projected.add(i)
+
+    def _input(self, i: int, x: Tensor) -> Tensor:
+        if i in self.projected:
+            x = x @ getattr(self, f"in_proj_{i}") + getattr(self, f"in_shift_{i}")
+        return self.lin_in[i](x)
 
     def set_task(self, task, loc: float = 0.0, scale: float = 1.0) -> None:
         """Remember the task type and how regression targets were standardised."""
@@ -135,7 +152,7 @@ class HeteroGNN(nn.Module):
     ) -> dict[str, Tensor]:
         """Hidden states of every node after the message-passing layers."""
         h = {
-            nt: self.lin_in[i](x_dict[nt])
+            nt: self._input(i, x_dict[nt])
             for i, nt in enumerate(self.node_types)
             if nt in x_dict
         }

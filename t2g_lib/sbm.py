@@ -24,6 +24,7 @@ import math
 import numpy as np
 from relbench.base import Database
 
+from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import GraphSchema, Relation, SyntheticGraph, fkey_index
 
 
@@ -237,11 +238,13 @@ def generate_sbm(
     budgets: dict[str, int],
     target_table: str,
     seed: int,
+    codec: FeatureCodec | None = None,
 ) -> SyntheticGraph:
     """The distilled graph's structure: synthetic nodes per block, FK edges from the SBM.
 
     Features are the block centroids (the KRR stage refines them), target labels zeros
-    (filled later). Synthetic nodes are laid out block by block. Same seed, same graph.
+    (filled later), stored through ``codec`` when given. Synthetic nodes are laid out block
+    by block. Same seed, same graph.
     """
     gs = GraphSchema.from_database(db)
     _check_inputs(db, gs, pseudo_labels, centroids, budgets, target_table)
@@ -266,7 +269,7 @@ def generate_sbm(
                                            propensity[rel.index], rng)
     x = {t: np.asarray(centroids[t], dtype=np.float32)[blocks[t]] for t in gs.tables}
     y = np.zeros(budgets[target_table], dtype=np.float32)
-    return SyntheticGraph(gs, target_table, x, parents, y, blocks)
+    return SyntheticGraph(gs, target_table, x, parents, y, blocks).with_codec(codec)
 
 
 def sbm_report(structure: SyntheticGraph, db: Database, pseudo_labels: dict[str, np.ndarray]) -> dict:
@@ -317,14 +320,28 @@ def sbm_report(structure: SyntheticGraph, db: Database, pseudo_labels: dict[str,
     return {"tables": tables, "relations": relations}
 
 
-def budget_for(db: Database, budget: str) -> dict[str, int]:
-    """Synthetic nodes per table for a partition's budget text (``"0.01"`` or ``"n200"``)."""
+def budget_for(db: Database, budget: str, codec: FeatureCodec | None = None) -> dict[str, int]:
+    """Synthetic nodes per table for a partition's budget text (``"0.01"`` or ``"n200"``).
+
+    A ratio is a share of the database's bytes, table by table: with a ``codec`` (rows
+    stored as fewer, smaller coefficients), each table gets as many more rows as the
+    codec's saving per row allows, less the codec's own bytes."""
     from t2g_lib.task_data import parse_budget
 
     sizes = {name: len(t.df) for name, t in db.table_dict.items()}
     spec = parse_budget(budget)
-    counts = {t: min(spec["count"], n) for t, n in sizes.items()} if "count" in spec else None
-    return budget_per_table(sizes, ratio=spec.get("ratio"), counts=counts)
+    if "count" in spec:
+        return budget_per_table(sizes, counts={t: min(spec["count"], n) for t, n in sizes.items()})
+    if codec is None:
+        return budget_per_table(sizes, ratio=spec["ratio"])
+    gs = GraphSchema.from_database(db)
+    fkeys = {t: sum(r.child == t for r in gs.relations) for t in gs.tables}
+    full = {t: codec.basis[t].shape[1] * 4 + 8 * fkeys[t] for t in gs.tables}  # float32 row + int32 pairs
+    stored = {t: codec.row_bytes(t) + 8 * fkeys[t] + 4 for t in gs.tables}  # + a float32 age
+    target = spec["ratio"] * sum(sizes[t] * full[t] for t in gs.tables)
+    share = spec["ratio"] * max(0.0, 1.0 - codec.nbytes() / target)
+    counts = {t: min(n, max(2, math.floor(share * n * full[t] / stored[t]))) for t, n in sizes.items()}
+    return budget_per_table(sizes, counts=counts)
 
 
 def sbm_markdown(

@@ -93,7 +93,8 @@ def subgraph_coreset(
     max_candidates: int = 20000,
 ) -> SyntheticGraph:
     """The longest prefix of ``select``'s order over the train examples (on their entity
-    embeddings) whose subtrees fit in ``reference.nbytes()``; at least one example."""
+    embeddings) whose subtrees fit in ``reference.nbytes()``, stored as ``reference`` stores
+    rows (its codec); at least one example."""
     kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
     train = label_frame(task.train)
@@ -110,7 +111,7 @@ def subgraph_coreset(
     def build(rows: np.ndarray) -> SyntheticGraph:
         with torch.no_grad():
             sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
-        return trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows])
+        return trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows]).with_codec(reference.codec)
 
     budget = reference.nbytes()
     probe = rng.choice(len(train), size=min(PROBE, len(train)), replace=False)

@@ -328,6 +328,10 @@ def train_distilled(
     model = build_model(
         model_name, graph.schema.metadata(), in_dim, spec.hidden, out_dim, spec.num_layers, spec.aggr, temporal
     )
+    if graph.codec is not None:
+        model.set_input_projection({
+            graph.schema.node_type(t): graph.codec.projection(t) for t in graph.schema.tables
+        })
     if kind == REGRESSION:
         model.set_task(kind, float(y.mean()), float(y.std()))
         y = (y - model.target_loc.item()) / model.target_scale.item()

@@ -16,7 +16,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import load_snapshot
-from t2g_assets.configs import AblationParams, KRRParams, krr_config
+from t2g_assets.configs import AblationParams, KRRParams, StorageParams, krr_config
 from t2g_assets.metadata import frame_table
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
@@ -62,21 +62,25 @@ def load_task(context: AssetExecutionContext, duckdb: DuckDBResource, raw_tables
 )
 def sbm_structure(
     context: AssetExecutionContext,
+    config: StorageParams,
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
     cluster_pretraining,
 ) -> Output:
     """``SyntheticGraph``: synthetic nodes per table allocated to cluster blocks, FK edges
-    drawn from the SBM."""
+    drawn from the SBM, rows stored as the config says (every method at this budget
+    stores them alike)."""
+    from t2g_lib.feature_codec import FeatureCodec
     from t2g_lib.sbm import budget_for, generate_sbm, sbm_markdown
 
     database, _, budget, _ = partition(context)
     task = load_task(context, duckdb, raw_tables)
     db = load_snapshot(duckdb, database, raw_tables)
-    budgets = budget_for(db, budget)
     pre = cluster_pretraining
-    graph = generate_sbm(db, pre.pseudo_labels, pre.centroids, budgets, task.entity_table, settings.seed)
+    codec = FeatureCodec.fit(pre.embeddings, config.feature_dim, config.precision, seed=settings.seed)
+    budgets = budget_for(db, budget, codec)
+    graph = generate_sbm(db, pre.pseudo_labels, pre.centroids, budgets, task.entity_table, settings.seed, codec)
     budget_md, relations_md = sbm_markdown(graph, db, pre.pseudo_labels, budgets)
     return Output(
         graph,
@@ -84,6 +88,7 @@ def sbm_structure(
             "budget": MetadataValue.md(budget_md),
             "linking_matrices": MetadataValue.md(relations_md),
             "synthetic_nodes": sum(budgets.values()),
+            "payload_bytes": graph.nbytes(),
             "real_rows": sum(len(t.df) for t in db.table_dict.values()),
         },
     )
