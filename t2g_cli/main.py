@@ -128,6 +128,7 @@ def _distill(
     models: str = "sage,hgt,han",
     epochs: int = 5,
     verbose: bool = False,
+    floor: float | None = 0.5,
 ) -> Chain:
     """Run the database job, then the task job, for one database x task x budget.
 
@@ -150,6 +151,7 @@ def _distill(
         seed=seed,
         eval_models=[m.strip() for m in models.split(",") if m.strip()],
         eval_epochs=epochs,
+        utility_floor=floor,
         loggers=None if verbose else {"console": console.quiet_console},
     )
     inst = instance()
@@ -216,13 +218,14 @@ def distill(
     out: Optional[Path] = typer.Option(None, help="Storage folder (default: $T2G_STORAGE_DIR or ./storage)"),
     evaluate: bool = typer.Option(False, help="Also train and score GNNs (evaluation_scores gates publication)"),
     models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
+    floor: float = typer.Option(0.5, help="Utility retention T2G must keep to be published (with --evaluate)"),
     verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
 ) -> None:
     """Materialize the whole chain for one database x task x budget through Dagster.
 
     Exit codes: 0 published, 1 a stage or a data check failed, 3 a quality gate refused.
     """
-    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose)
+    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose, floor=floor)
     if not chain.published:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
     _print_published(chain)
@@ -250,7 +253,8 @@ def demo(
 ) -> None:
     """Prepare Lahman (once) and run the whole chain on it: the main job, end to end.
 
-    Exits 0 when the chain ran, also when the quality gate refused to publish (it says so).
+    Exit codes as ``distill``: 0 published, 1 a stage or a data check failed, 3 a quality
+    gate refused to publish (the score table is printed first).
     """
     from t2g_lib.data.bundled import ensure_bundled
 
@@ -264,6 +268,8 @@ def demo(
         from t2g_lib.evaluate import scores_markdown
 
         typer.echo(scores_markdown(chain.load("evaluation_scores")))
+    if not chain.published:
+        raise typer.Exit(3)  # evaluated, refused by a quality gate
 
 
 if __name__ == "__main__":

@@ -82,15 +82,18 @@ def build_baselines(
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
     spec: ModelSpec = ModelSpec(),
+    budget_bytes: int | None = None,
 ) -> BaselineGraphs:
-    """Every baseline at ``structure``'s budget: the centroid start of KRR and three subgraph
-    coresets whose trees are sampled as the evaluation model (``spec``) samples them."""
+    """Every baseline at ``structure``'s budget: the centroid start of KRR (on the structure
+    itself) and three subgraph coresets, sampled as the evaluation model (``spec``) samples,
+    in ``budget_bytes`` (T2G's own bytes; default the structure's)."""
     def build(name: str) -> SyntheticGraph:
         if name == "centroids":
             return centroid_baseline(
                 structure, pretraining.centroids, pretraining.pseudo_labels[task.entity_table], task, seed=seed
             )
-        return subgraph_coreset(SELECTORS[name], db, pretraining.embeddings, structure, task, seed, spec)
+        return subgraph_coreset(SELECTORS[name], db, pretraining.embeddings, structure, task, seed, spec,
+                                budget=budget_bytes)
 
     graphs, seconds = {}, {}
     for name in BASELINES:

@@ -91,10 +91,11 @@ def subgraph_coreset(
     seed: int = 0,
     spec: ModelSpec = ModelSpec(),
     max_candidates: int = 20000,
+    budget: int | None = None,
 ) -> SyntheticGraph:
     """The longest prefix of ``select``'s order over the train examples (on their entity
-    embeddings) whose subtrees fit in ``reference.nbytes()``, stored as ``reference`` stores
-    rows (its codec); at least one example."""
+    embeddings) whose subtrees fit in ``budget`` bytes (default ``reference.nbytes()``),
+    stored as ``reference`` stores rows (its codec); at least one example."""
     kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
     train = label_frame(task.train)
@@ -113,7 +114,7 @@ def subgraph_coreset(
             sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
         return trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows]).with_codec(reference.codec)
 
-    budget = reference.nbytes()
+    budget = reference.nbytes() if budget is None else int(budget)
     probe = rng.choice(len(train), size=min(PROBE, len(train)), replace=False)
     per_example = build(probe).nbytes() / max(len(probe), 1)
     k = int(min(len(train), max(1, 2 * budget // max(per_example, 1))))

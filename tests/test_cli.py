@@ -55,3 +55,16 @@ def test_second_budget_reuses_the_database_stages_and_a_changed_source_reruns_th
     assert changed.exit_code == 0, changed.output
     assert "reused" not in changed.output
     assert changed.output.split("stages: ")[1].startswith("raw_tables")
+
+
+def test_a_refusing_quality_gate_exits_3_without_publishing_and_a_met_one_publishes(tmp_path, monkeypatch):
+    make_shop(tmp_path / "data" / "shop")
+    monkeypatch.setenv("T2G_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    args = ["distill", "shop", "churn", "--ratio", "0.2", "--evaluate", "--models", "sage", "--out", str(tmp_path / "s")]
+    refused = CliRunner().invoke(app, [*args, "--floor", "1e9"])  # no distillation keeps 1e9 of anything
+    assert refused.exit_code == 3, refused.output
+    assert "quality gate refused" in refused.output and "distilled database:" not in refused.output
+    met = CliRunner().invoke(app, [*args, "--floor", "-1e9"])  # any retention clears it
+    assert met.exit_code == 0, met.output
+    assert "distilled database:" in met.output

@@ -162,14 +162,16 @@ def baseline_graphs(
     raw_tables: dict,
     cluster_pretraining,
     sbm_structure,
+    distilled_features,
 ) -> Output:
     """``BaselineGraphs``: what T2G is compared with at its budget, the centroid start and
-    three coresets."""
+    three coresets in as many bytes as T2G's distilled graph."""
     from t2g_lib.baselines import build_baselines
 
     task = load_task(context, duckdb, raw_tables)
     db = load_snapshot(duckdb, partition(context)[0], raw_tables)
-    built = build_baselines(db, cluster_pretraining, sbm_structure, task, settings.seed, log=context.log.info)
+    built = build_baselines(db, cluster_pretraining, sbm_structure, task, settings.seed, log=context.log.info,
+                            budget_bytes=distilled_features.graph.nbytes())
     return Output(built, metadata={f"{name}_seconds": s for name, s in built.seconds.items()})
 
 
