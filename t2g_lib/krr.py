@@ -34,7 +34,7 @@ from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
-from t2g_lib.krr_real import RealSide, block_ages, embed_real, pseudo_label_sides
+from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
 from t2g_lib.label_space import LabelSpace
 from t2g_lib.propagate import propagate_all
 from t2g_lib.task_data import TaskData
@@ -193,7 +193,11 @@ def distill_features(
     pseudo_rng = np.random.default_rng([config.seed, 1])  # own stream: beta=0 keeps task batches
     kernel: Kernel = get_kernel(config.kernel, **config.kernel_params)
     sampler = TemporalSampler(db, config.num_neighbors)
-    feats = {t: torch.as_tensor(np.asarray(features[t]), dtype=torch.float32) for t in gs.tables}
+    # Real rows are read as the evaluation model reads them: through the codec's projection.
+    project = (lambda t, x: x) if structure.codec is None else (
+        lambda t, x: x @ structure.codec.projection(t)[0] + structure.codec.projection(t)[1])
+    feats = {t: torch.as_tensor(project(t, np.asarray(features[t], dtype=np.float32)), dtype=torch.float32)
+             for t in gs.tables}
     ent_nt = gs.node_type(task.entity_table)
 
     def embed(table: str, rows: np.ndarray, times: np.ndarray) -> torch.Tensor:
@@ -241,19 +245,28 @@ def distill_features(
         gs.node_type(t): (torch.as_tensor(codec.basis[t], device=dev), torch.as_tensor(codec.mean[t], device=dev))
         for t in gs.tables
     }
-    y0 = space.to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
-    y_syn = torch.nn.Parameter(torch.as_tensor(y0, device=dev))
-    # Synthetic rows of timed tables get an age, learned as log(1 + days) from their block's
-    # median real age at the training labels' times.
+    # Synthetic rows of timed tables get an age, learned as log(1 + days). Children of the
+    # target table start from the recency of a real example of their parent's block
+    # (``age_init="examples"``); every other row from its block's median real age.
     log_age: dict[str, torch.nn.Parameter] = {}
     if config.temporal:
         probe = pool[: min(len(pool), 4 * config.batch_size)]
         medians = block_ages(sampler, task.entity_table, train_ent[probe], train_time[probe], pseudo_labels,
                              feats, config.batch_size)
+        copied: dict[str, np.ndarray] = {}
+        if config.age_init == "examples":
+            match = matched_examples(start.blocks[task.entity_table], ent_blocks, np.random.default_rng([config.seed, 2]))
+            copied = example_ages(sampler, start, train_ent[match], train_time[match], feats, config.batch_size)
+            w = config.example_label_weight  # the copied example's own label, mixed into the block mean
+            start.y = ((1 - w) * np.asarray(start.y, dtype=np.float64) + w * targets[match]).astype(np.float32)
         for t, by_block in medians.items():
             b = np.asarray(start.blocks.get(t, np.full(len(start.x[t]), -1)), dtype=np.int64)
             days = np.array([by_block.get(int(k), by_block[-1]) for k in b], dtype=np.float32)
+            if t in copied:
+                days = np.where(np.isfinite(copied[t]), copied[t], days)
             log_age[gs.node_type(t)] = torch.nn.Parameter(torch.as_tensor(np.log1p(days), device=dev))
+    y0 = space.to_param(np.asarray(start.y, dtype=np.float64)).astype(np.float32)
+    y_syn = torch.nn.Parameter(torch.as_tensor(y0, device=dev))
     opt = torch.optim.Adam([*x_syn.values(), y_syn, *log_age.values()], lr=config.lr)
 
     def synthetic_ages() -> dict[str, torch.Tensor] | None:

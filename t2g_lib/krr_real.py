@@ -132,3 +132,60 @@ def pseudo_label_sides(
         side = RealSide.build(embed(table, rows, seed_time), torch.as_tensor(labels, device=device))
         sides[structure.schema.node_type(table)] = (side, support)
     return sides
+
+
+def matched_examples(syn_blocks: np.ndarray, example_blocks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each synthetic target node, a real training example of its block (any example when
+    the block has none): the one whose recency it starts from (``example_ages``)."""
+    syn_blocks = np.asarray(syn_blocks, dtype=np.int64)
+    example_blocks = np.asarray(example_blocks, dtype=np.int64)
+    out = rng.integers(0, len(example_blocks), len(syn_blocks))
+    for b in np.unique(syn_blocks):
+        members = np.flatnonzero(example_blocks == b)
+        if len(members):
+            nodes = np.flatnonzero(syn_blocks == b)
+            out[nodes] = rng.choice(members, size=len(nodes))
+    return out
+
+
+def example_ages(
+    sampler: TemporalSampler,
+    structure: SyntheticGraph,
+    rows: np.ndarray,
+    times: np.ndarray,
+    feats: dict[str, torch.Tensor],
+    batch: int,
+) -> dict[str, np.ndarray]:
+    """Start ages of the synthetic children of the target table, copied from real examples.
+
+    Synthetic target node ``i`` stands for the real example ``(rows[i], times[i])``: in each
+    relation into the target table from a timed table, its ``k``-th synthetic child (in
+    order) gets the age of the example's ``k``-th most recent real child (cycling when the
+    synthetic node has more children). So synthetic entities start with the recency profiles
+    real ones have (one played last season, one ten years ago), not all at a block median.
+    NaN where the example has no child in that relation.
+    """
+    gs, target = structure.schema, structure.target_table
+    rels = [r for r in gs.relations if r.parent == target and sampler.times[r.child] is not None]
+    real: dict[int, list[np.ndarray]] = {r.index: [] for r in rels}
+    for i in range(0, len(rows), batch):
+        n = len(rows[i : i + batch])
+        sub = sampler.sample(target, rows[i : i + batch], times[i : i + batch], feats)
+        ages = age_days(sub)
+        for r in rels:
+            fwd, rev = gs.edge_types(r)
+            pairs = [sub[fwd].edge_index.numpy()] if fwd in sub.edge_types else []
+            pairs += [sub[rev].edge_index.numpy()[::-1]] if rev in sub.edge_types else []
+            ei = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
+            child_age = ages[fwd[0]].numpy()
+            for s in range(n):
+                real[r.index].append(np.sort(child_age[ei[0][ei[1] == s]]))
+    out: dict[str, np.ndarray] = {}
+    for r in rels:
+        parents = np.asarray(structure.parents[r.index], dtype=np.int64)
+        days = out.setdefault(r.child, np.full(len(parents), np.nan, dtype=np.float32))
+        for i, found in enumerate(real[r.index]):
+            kids = np.flatnonzero(parents == i)
+            if len(found) and len(kids):
+                days[kids] = found[np.arange(len(kids)) % len(found)]
+    return out

@@ -211,3 +211,28 @@ def test_temporal_sum_distillation_learns_ages_the_gnn_then_reads(fixture) -> No
     model = train_distilled("sage", graph, epochs=3, seed=0, task_type="binary_classification").model
     assert model.temporal  # a graph with ages trains a model that reads them
     assert hist["best_score"] >= hist["start_score"]
+
+
+def test_example_ages_copy_the_recency_of_a_real_example(fixture) -> None:
+    from t2g_lib.krr_real import example_ages, matched_examples
+    from t2g_lib.temporal import TemporalSampler
+    from t2g_lib.timestamps import to_seconds
+
+    db, features, _, _, structure, _, _ = fixture
+    when = T0 + pd.Timedelta(days=60)
+    rows = np.arange(len(structure.y))  # synthetic customer i copies real customer i at `when`
+    feats = {t: torch.as_tensor(f) for t, f in features.items()}
+    ages = example_ages(TemporalSampler(db, [4, 4]), structure, rows, to_seconds(pd.Series([when] * len(rows))),
+                        feats, batch=4)
+    assert set(ages) == {"order items"}
+    orders = db.table_dict["order items"].df
+    rel = next(r for r in structure.schema.relations if r.parent == "customers")
+    for i in rows:
+        seen = orders[(orders["customer id"] == i) & (orders["when"] <= when)]
+        real = np.sort(((when - seen["when"]) / pd.Timedelta(days=1)).to_numpy())[:4]  # 4 most recent
+        kids = np.flatnonzero(np.asarray(structure.parents[rel.index]) == i)
+        expected = real[np.arange(len(kids)) % len(real)] if len(real) else np.full(len(kids), np.nan)
+        np.testing.assert_allclose(ages["order items"][kids], expected)
+    # Matching draws each synthetic node's example from its own block.
+    match = matched_examples(np.array([0, 0, 1]), np.array([1, 0, 1, 0]), np.random.default_rng(0))
+    assert set(match[:2]) <= {1, 3} and match[2] in {0, 2}
