@@ -257,8 +257,6 @@ def distill_features(
         if config.age_init == "examples":
             match = matched_examples(start.blocks[task.entity_table], ent_blocks, np.random.default_rng([config.seed, 2]))
             copied = example_ages(sampler, start, train_ent[match], train_time[match], feats, config.batch_size)
-            w = config.example_label_weight  # the copied example's own label, mixed into the block mean
-            start.y = ((1 - w) * np.asarray(start.y, dtype=np.float64) + w * targets[match]).astype(np.float32)
         for t, by_block in medians.items():
             b = np.asarray(start.blocks.get(t, np.full(len(start.x[t]), -1)), dtype=np.int64)
             days = np.array([by_block.get(int(k), by_block[-1]) for k in b], dtype=np.float32)

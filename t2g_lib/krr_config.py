@@ -29,4 +29,3 @@ class KRRConfig:
     support_size: int = 2048  # synthetic target nodes in one step's KRR solve (drawn when more)
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
-    example_label_weight: float = 0.0  # with "examples": share of that example's label in the start label

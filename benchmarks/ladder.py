@@ -1,0 +1,151 @@
+"""Benchmark: the utility ladder, each change to how T2G builds its graph as a measured row.
+
+Per task, budget and seed: for each rung of ``LADDER`` (a storage setting, ``StorageConfig``,
+and KRR knobs, ``KRRConfig``; every rung keeps the ones above it), one SBM structure at the
+byte budget, one KRR distillation, then the evaluation GNN (SAGE, ``ModelSpec()``) trained
+on the distilled graph and scored on the real test split. With ``--baselines``, the
+equal-bytes baselines are scored too, in the bytes of the last rung's graph. Retention is
+against the best full-data mean of ``full-model-<database>.jsonl`` (the yardstick benchmark).
+Each row is appended with its commit to ``benchmarks/results/ladder-<database>.jsonl``; a
+rerun skips finished rows; ``--report`` writes the markdown table.
+
+    python -m benchmarks.ladder --database lahman --tasks player-retention --seeds 0,1,2,3,4 --baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.full_model import RESULTS, commit, prepare, read_jsonl, read_rows as read_full_rows
+from t2g_lib.data.bundled import BUNDLED
+
+PLAIN = {"feature_dim": None, "precision": "float32"}
+LADDER: dict[str, tuple[dict, dict]] = {
+    "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
+    "1. + sum aggregation, ages (block medians)": (PLAIN, {"age_init": "block_median"}),
+    "2. + rows as 16 float16 components (more rows, same bytes)": ({}, {"age_init": "block_median"}),
+    "3. + children start at real examples' ages (shipped)": ({}, {}),
+    "4. + no pseudo-label term": ({}, {"beta": 0.0}),
+}
+SHIPPED = "3. + children start at real examples' ages (shipped)"
+
+
+def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
+        out: Path) -> None:
+    from t2g_lib.baselines import build_baselines
+    from t2g_lib.evaluate import evaluate_methods
+    from t2g_lib.feature_codec import FeatureCodec, StorageConfig
+    from t2g_lib.krr import distill_features
+    from t2g_lib.krr_config import KRRConfig
+    from t2g_lib.metrics import primary_metric, task_kind
+    from t2g_lib.sbm import budget_for, generate_sbm
+    from t2g_lib.task_data import read_task_labels, task_from_snapshot
+
+    data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
+    done = {(r["task"], r["ratio"], r["variant"], r["seed"]) for r in read_jsonl(out)}
+    code = commit()
+    db, raw, _, pre = prepare(data_dir, database)
+    labels = read_task_labels(data_dir / database)
+    for name in tasks:
+        task = task_from_snapshot(name, raw["tasks"][name], labels[name][1])
+        metric = primary_metric(task_kind(task.task_type))[0]
+        for seed in seeds:
+            graphs, info = {}, {}
+            for rung in rungs:
+                if (name, ratio, rung, seed) in done:
+                    continue
+                storage, knobs = LADDER[rung]
+                cfg = StorageConfig(**storage)
+                codec = FeatureCodec.fit(pre.embeddings, cfg.feature_dim, cfg.precision, seed=seed)
+                structure = generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
+                                         task.entity_table, seed, codec)
+                t0 = time.perf_counter()
+                graphs[rung], hist = distill_features(structure, pre.embeddings, pre.pseudo_labels, pre.centroids,
+                                                      db, task, KRRConfig(seed=seed, **knobs), log=lambda _: None)
+                info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
+                              "distill_seconds": time.perf_counter() - t0}
+                print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
+                      f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
+            if baselines and rungs and all((name, ratio, b, seed) not in done for b in ("herding_subgraphs",)):
+                rung = rungs[-1]
+                storage, knobs = LADDER[rung]
+                cfg = StorageConfig(**storage)
+                codec = FeatureCodec.fit(pre.embeddings, cfg.feature_dim, cfg.precision, seed=seed)
+                structure = generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
+                                         task.entity_table, seed, codec)
+                nbytes = graphs[rung].nbytes() if rung in graphs else structure.nbytes()
+                built = build_baselines(db, pre, structure, task, seed, budget_bytes=nbytes)
+                graphs.update(built.graphs)
+                info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
+            if not graphs:
+                continue
+            table = evaluate_methods(graphs, ["sage"], db, pre.embeddings, task, seeds=[seed], epochs_distilled=100)
+            for r in table.itertuples():
+                row = {"task": name, "ratio": ratio, "variant": r.method, "seed": seed, "commit": code,
+                       "metric": metric, "test": r.value, "val": r.val_value, "trivial": table.attrs["trivial_score"],
+                       "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
+                       "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
+                       "bytes": int(r.storage_bytes),
+                       "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table])}
+                with out.open("a") as f:
+                    f.write(json.dumps(row, default=float) + "\n")
+                print(row, flush=True)
+
+
+def best_full(database: str) -> dict[str, float]:
+    """Per task, the best full-data mean test score of the yardstick benchmark."""
+    rows = pd.DataFrame(read_full_rows(RESULTS / f"full-model-{database}.jsonl"))
+    out = {}
+    for task, g in rows.groupby("task"):
+        metric = "auroc" if "auroc" in g and g["auroc"].notna().any() else "mae"
+        means = g.groupby(["model", "variant"])[metric].mean()
+        out[task] = float(means.max() if metric == "auroc" else means.min())
+    return out
+
+
+def report(database: str, path: Path) -> str:
+    rows = pd.DataFrame(read_jsonl(path))
+    full = best_full(database)
+    rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
+    lines = ["| task | budget | rung / method | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
+             "| GNN val | labelled seeds | bytes | distill s | seeds | commits |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for (task, ratio, variant), g in rows.groupby(["task", "ratio", "variant"], sort=False):
+        lines.append(
+            f"| {task} | {ratio} | {variant} | {g['metric'].iloc[0]} | {g['test'].mean():.4f} ± {g['test'].std(ddof=0):.4f} "
+            f"| {g['retention'].mean():.3f} ± {g['retention'].std(ddof=0):.3f} | {g['krr_val'].mean():.4f} "
+            f"| {g['val'].mean():.4f} | {g['target_nodes'].mean():.0f} | {g['bytes'].mean():,.0f} "
+            f"| {g['distill_seconds'].mean():.0f} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
+        )
+    return "\n".join(lines) + f"\n\nRetention against the best full-data mean per task: {full}.\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database", default="lahman", choices=sorted(BUNDLED))
+    ap.add_argument("--tasks", default=None, help="comma-separated (default: the database's tasks)")
+    ap.add_argument("--ratio", default="0.01")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--rungs", default="all", help="';'-separated rung numbers of LADDER (e.g. '0;3'), or 'all'")
+    ap.add_argument("--baselines", action="store_true", help="also the equal-bytes baselines, at the last rung's bytes")
+    ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
+    args = ap.parse_args()
+    out = RESULTS / f"ladder-{args.database}.jsonl"
+    if not args.report:
+        picked = list(LADDER) if args.rungs == "all" else [
+            next(r for r in LADDER if r.startswith(f"{n.strip()}.")) for n in args.rungs.split(";")]
+        tasks = args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks)
+        run(args.database, tasks, args.ratio, [int(s) for s in args.seeds.split(",")], picked, args.baselines, out)
+    md = report(args.database, out)
+    (RESULTS / f"ladder-{args.database}.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
