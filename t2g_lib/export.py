@@ -107,9 +107,14 @@ def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table],
                 raise ValueError(f"table {t!r}: foreign key {r.fkey_col!r} must give every one of "
                                  f"{nodes[t]} rows a parent in [0, {nodes[r.parent]})")
             cols[r.fkey_col] = pa.array(parent)
-        x = np.asarray(graph.x[t], dtype=np.float32).reshape(nodes[t], -1)
+        # Rows stored through a codec are written as their coefficients (c0..; float32, which
+        # DuckDB reads; the codec to decode them is in graph/), others as features (f0..).
+        if graph.codec is None:
+            x, prefix = np.asarray(graph.x[t], dtype=np.float32).reshape(nodes[t], -1), "f"
+        else:
+            x, prefix = graph.codec.encode(t, graph.x[t]).astype(np.float32).reshape(nodes[t], -1), "c"
         for i in range(x.shape[1]):
-            cols[_fresh(f"f{i}", taken)] = pa.array(x[:, i])
+            cols[_fresh(f"{prefix}{i}", taken)] = pa.array(x[:, i])
         if t in graph.blocks:
             cols[_fresh("block", taken)] = pa.array(np.asarray(graph.blocks[t], dtype=np.int64))
         if t == graph.target_table:
@@ -221,7 +226,8 @@ def export_distilled(
     }
     write_dataset(relbench_dir, name, {t: tb.to_pandas() for t, tb in tables.items()}, specs,
                   val_timestamp, test_timestamp,
-                  description="Distilled by t2g: synthetic rows, features f0.., SBM foreign keys.")
+                  description="Distilled by t2g: synthetic rows, features f0.. (or codec coefficients c0.., "
+                              "decoded by graph/'s codec), SBM foreign keys.")
     task_dir = None
     if task is not None:
         tm, labels = task

@@ -159,3 +159,21 @@ def test_unsafe_table_name_is_rejected(tmp_path):
     g = distill(db, names["target"])
     with pytest.raises(ValueError, match="'a/b'.*file name"):
         export_distilled(g, tmp_path / "out", "d", None, None, VAL, TEST)
+
+
+def test_a_coded_graph_exports_its_coefficients_and_the_codec_that_decodes_them(tmp_path):
+    from t2g_lib.feature_codec import FeatureCodec
+
+    names = PLAIN
+    db = make_source(tmp_path / "src", names)
+    rng = np.random.default_rng(0)
+    codec = FeatureCodec.fit({t: rng.normal(size=(50, 4)) for t in db.table_dict}, 2)
+    g = distill(db, names["target"]).with_codec(codec)
+    info = export_distilled(g, tmp_path / "out", "coded", None, tmp_path / "src", VAL, TEST)
+    db2 = relbench.load_dataset(info.relbench_dir).get_db()
+    back = SyntheticGraph.load(tmp_path / "out" / "graph")
+    for t, tb in db2.table_dict.items():
+        coef = tb.df[["c0", "c1"]].to_numpy()
+        assert "f0" not in tb.df and coef.dtype == np.float32
+        np.testing.assert_allclose(codec.decode(t, coef), g.x[t], atol=1e-6)  # the codec decodes them
+        np.testing.assert_allclose(back.x[t], g.x[t], atol=1e-6)
