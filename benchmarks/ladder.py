@@ -56,31 +56,30 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
         task = task_from_snapshot(name, raw["tasks"][name], labels[name][1])
         metric = primary_metric(task_kind(task.task_type))[0]
         for seed in seeds:
+            def structure(rung: str):
+                """The SBM structure at the byte budget, rows stored as ``rung`` says."""
+                cfg = StorageConfig(**LADDER[rung][0])
+                codec = FeatureCodec.fit(pre.embeddings, cfg.feature_dim, cfg.precision, seed=seed)
+                return generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
+                                    task.entity_table, seed, codec)
+
             graphs, info = {}, {}
             for rung in rungs:
                 if (name, ratio, rung, seed) in done:
                     continue
-                storage, knobs = LADDER[rung]
-                cfg = StorageConfig(**storage)
-                codec = FeatureCodec.fit(pre.embeddings, cfg.feature_dim, cfg.precision, seed=seed)
-                structure = generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
-                                         task.entity_table, seed, codec)
+                knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
-                graphs[rung], hist = distill_features(structure, pre.embeddings, pre.pseudo_labels, pre.centroids,
+                graphs[rung], hist = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                                       db, task, KRRConfig(seed=seed, **knobs), log=lambda _: None)
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "distill_seconds": time.perf_counter() - t0}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
-            if baselines and rungs and all((name, ratio, b, seed) not in done for b in ("herding_subgraphs",)):
+            if baselines and rungs and (name, ratio, "herding_subgraphs", seed) not in done:
                 rung = rungs[-1]
-                storage, knobs = LADDER[rung]
-                cfg = StorageConfig(**storage)
-                codec = FeatureCodec.fit(pre.embeddings, cfg.feature_dim, cfg.precision, seed=seed)
-                structure = generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
-                                         task.entity_table, seed, codec)
-                nbytes = graphs[rung].nbytes() if rung in graphs else structure.nbytes()
-                built = build_baselines(db, pre, structure, task, seed, budget_bytes=nbytes)
+                base = structure(rung)
+                nbytes = graphs[rung].nbytes() if rung in graphs else base.nbytes()
+                built = build_baselines(db, pre, base, task, seed, budget_bytes=nbytes)
                 graphs.update(built.graphs)
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
             if not graphs:

@@ -324,6 +324,7 @@ def distill_features(
         opt.zero_grad()
         loss.backward()
         opt.step()
+        space.bound_(y_syn)
         history["loss"].append(loss.item())
         history["task_loss"].append(loss_task.item())
         history["pseudo_loss"].append(loss_pseudo.item())

@@ -26,14 +26,24 @@ class LabelSpace:
     kind: TaskType
     mean: float = 0.0
     std: float = 1.0
+    low: float = -np.inf
+    high: float = np.inf
 
     @classmethod
     def fit(cls, kind: TaskType, targets: np.ndarray) -> "LabelSpace":
-        """Regression targets are standardised by their own mean and std (1 when constant)."""
+        """Regression targets are standardised by their own mean and std (1 when constant)
+        and bounded to their range."""
         if kind != REGRESSION:
             return cls(kind)
         std = float(targets.std())
-        return cls(kind, float(targets.mean()), std if std > 0 else 1.0)
+        return cls(kind, float(targets.mean()), std if std > 0 else 1.0, float(targets.min()), float(targets.max()))
+
+    def bound_(self, param: torch.Tensor) -> None:
+        """Keep regression parameters inside the train targets' range, in place: a synthetic
+        label no real example had (at 981x they drifted to 3x the range) teaches nothing real."""
+        if self.kind == REGRESSION:
+            with torch.no_grad():
+                param.clamp_((self.low - self.mean) / self.std, (self.high - self.mean) / self.std)
 
     def standardise(self, y: np.ndarray) -> np.ndarray:
         """Real targets as KRR sees them (regression: standardised; classes unchanged)."""
@@ -53,7 +63,7 @@ class LabelSpace:
     def from_param(self, y: torch.Tensor) -> np.ndarray:
         """Learned parameters back as probabilities, class probabilities or target values."""
         if self.kind == REGRESSION:
-            return (y * self.std + self.mean).cpu().numpy()
+            return (y * self.std + self.mean).clamp(self.low, self.high).cpu().numpy()
         if self.kind == BINARY:
             return torch.sigmoid(y).cpu().numpy()
         return torch.softmax(y, dim=1).cpu().numpy()

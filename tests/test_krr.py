@@ -236,3 +236,16 @@ def test_example_ages_copy_the_recency_of_a_real_example(fixture) -> None:
     # Matching draws each synthetic node's example from its own block.
     match = matched_examples(np.array([0, 0, 1]), np.array([1, 0, 1, 0]), np.random.default_rng(0))
     assert set(match[:2]) <= {1, 3} and match[2] in {0, 2}
+
+
+def test_regression_labels_stay_inside_the_train_targets_range(fixture) -> None:
+    from t2g_lib.label_space import LabelSpace
+    from t2g_lib.metrics import REGRESSION
+
+    space = LabelSpace.fit(REGRESSION, np.array([0.0, 1.0, 2.0]))
+    param = torch.tensor([10.0, -10.0, 0.5])  # standardised: far above, far below, inside
+    space.bound_(param)
+    np.testing.assert_allclose(space.from_param(param), [2.0, 0.0, 0.5 * space.std + 1.0], rtol=1e-6)
+    reg, hist = _distill(fixture, "regression", "v", steps=10, lr=5.0)  # steps large enough to overshoot
+    train = fixture[5]["v"]
+    assert train.min() - 1e-5 <= reg.y.min() and reg.y.max() <= train.max() + 1e-5
