@@ -101,6 +101,12 @@ class FeatureCodec:
         p = b.T @ b
         return p.astype(np.float32), (mu - mu @ p).astype(np.float32)
 
+    def project(self, table: str, x: np.ndarray) -> np.ndarray:
+        """Rows ``x`` (n, D) projected onto the table's subspace, in float32: what a model
+        trained on a graph stored through this codec reads of a real row."""
+        p, shift = self.projection(table)
+        return (np.asarray(x, dtype=np.float32) @ p + shift).astype(np.float32)
+
     def arrays(self, tables: list[str]) -> dict[str, np.ndarray]:
         """The codec as named arrays, keyed by the tables' positions, for ``np.savez``."""
         out = {}

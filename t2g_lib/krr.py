@@ -12,6 +12,12 @@ pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validat
 so memory never grows quadratically, and beyond the validation split not with the data. Following the KRR probe in DESIGN.md,
 training starts from the block centroids and keeps the step with the best real validation
 score, the centroid start included, so distillation can only improve on it on validation.
+
+With a codec on the structure (``feature_codec``), the learned parameters are each row's
+stored coefficients and real rows are read through the codec's projection, as the
+evaluation GNN will read them. Synthetic rows carry learned ages (``KRRConfig.temporal``);
+children of the target table start at the ages of a real example's children
+(``krr_real.example_ages``), so synthetic entities start with real recency profiles.
 """
 
 from __future__ import annotations
@@ -194,9 +200,8 @@ def distill_features(
     kernel: Kernel = get_kernel(config.kernel, **config.kernel_params)
     sampler = TemporalSampler(db, config.num_neighbors)
     # Real rows are read as the evaluation model reads them: through the codec's projection.
-    project = (lambda t, x: x) if structure.codec is None else (
-        lambda t, x: x @ structure.codec.projection(t)[0] + structure.codec.projection(t)[1])
-    feats = {t: torch.as_tensor(project(t, np.asarray(features[t], dtype=np.float32)), dtype=torch.float32)
+    feats = {t: torch.as_tensor(np.asarray(features[t] if structure.codec is None
+                                           else structure.codec.project(t, features[t])), dtype=torch.float32)
              for t in gs.tables}
     ent_nt = gs.node_type(task.entity_table)
 
