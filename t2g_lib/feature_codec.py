@@ -60,7 +60,7 @@ class FeatureCodec:
             mu = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
             d = x.shape[1] if dim is None else min(dim, x.shape[1])
             if d == x.shape[1]:
-                b = np.eye(d)  # no projection: only the precision changes
+                b, mu = np.eye(d), np.zeros(d)  # no projection, nothing to store: only the precision changes
             else:
                 _, _, vt = np.linalg.svd(x - mu, full_matrices=False)
                 b = np.zeros((d, x.shape[1]))
@@ -77,9 +77,9 @@ class FeatureCodec:
         return self.dim(table) * np.dtype(PRECISIONS[self.precision]).itemsize
 
     def nbytes(self) -> int:
-        """Bytes of the stored bases and means."""
+        """Bytes of the stored bases and means (none for a table kept at full width)."""
         item = np.dtype(PRECISIONS[self.precision]).itemsize
-        return int(sum((b.shape[0] + 1) * b.shape[1] * item for b in self.basis.values()))
+        return int(sum((b.shape[0] + 1) * b.shape[1] * item for b in self.basis.values() if b.shape[0] < b.shape[1]))
 
     def encode(self, table: str, x: np.ndarray) -> np.ndarray:
         """Rows (n, D) -> stored coefficients (n, d) in the codec's precision."""

@@ -38,6 +38,7 @@ def test_codec_keeps_the_top_components_in_float16() -> None:
     assert codec.row_bytes("orders") == 4  # two float16 coefficients
     full = FeatureCodec.fit(feats, None, "float32")
     np.testing.assert_allclose(full.round_trip("orders", x), x, atol=1e-5)  # identity at full width
+    assert full.nbytes() == 0 and full.row_bytes("orders") == 4 * D  # nothing stored beside the rows
 
 
 def test_a_codec_buys_more_rows_at_equal_bytes_and_survives_save_and_load(tmp_path) -> None:
