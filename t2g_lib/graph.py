@@ -10,7 +10,7 @@ is the one place that maps those internal names back to tables and foreign-key c
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +175,7 @@ class SyntheticGraph:
         """This graph stored through ``codec``: each ``x`` replaced by what storing it keeps."""
         if codec is None:
             return self
-        x = {t: codec.round_trip(t, v) for t, v in self.x.items()}
-        return SyntheticGraph(self.schema, self.target_table, x, self.parents, self.y, self.blocks, self.age, codec)
+        return replace(self, x={t: codec.round_trip(t, v) for t, v in self.x.items()}, codec=codec)
 
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}

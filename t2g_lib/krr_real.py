@@ -173,13 +173,11 @@ def example_ages(
         sub = sampler.sample(target, rows[i : i + batch], times[i : i + batch], feats)
         ages = age_days(sub)
         for r in rels:
-            fwd, rev = gs.edge_types(r)
-            pairs = [sub[fwd].edge_index.numpy()] if fwd in sub.edge_types else []
-            pairs += [sub[rev].edge_index.numpy()[::-1]] if rev in sub.edge_types else []
-            ei = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
+            fwd = gs.edge_types(r)[0]
+            children, drawn_by = sub[fwd].edge_index.numpy()  # children drawn by their parent
             child_age = ages[fwd[0]].numpy()
-            for s in range(n):
-                real[r.index].append(np.sort(child_age[ei[0][ei[1] == s]]))
+            for s in range(n):  # the examples are the first n target rows
+                real[r.index].append(np.sort(child_age[children[drawn_by == s]]))
     out: dict[str, np.ndarray] = {}
     for r in rels:
         parents = np.asarray(structure.parents[r.index], dtype=np.int64)
