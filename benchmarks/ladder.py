@@ -3,7 +3,7 @@
 Per task, budget and seed: for each rung of ``LADDER`` (a storage setting, ``StorageConfig``,
 and KRR knobs, ``KRRConfig``; every rung keeps the ones above it), one SBM structure at the
 byte budget, one KRR distillation, then the evaluation GNN (SAGE, ``ModelSpec()``) trained
-on the distilled graph and scored on the real test split. With ``--baselines``, the
+on the distilled graph and scored on the real test split (``--models`` adds HGT and HAN). With ``--baselines``, the
 equal-bytes baselines are scored too, in the bytes of the last rung's graph. Retention is
 against the best full-data mean of ``full-model-<database>.jsonl`` (the yardstick benchmark).
 Each row is appended with its commit to ``benchmarks/results/ladder-<database>.jsonl``; a
@@ -37,7 +37,7 @@ SHIPPED = "3. + children start at real examples' ages (shipped)"
 
 
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
-        out: Path) -> None:
+        models: list[str], out: Path) -> None:
     from t2g_lib.baselines import build_baselines
     from t2g_lib.evaluate import evaluate_methods
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
@@ -48,7 +48,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     from t2g_lib.task_data import read_task_labels, task_from_snapshot
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
-    done = {(r["task"], r["ratio"], r["variant"], r["seed"]) for r in read_jsonl(out)}
+    done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)}
+    finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
     code = commit()
     db, raw, _, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
@@ -65,7 +66,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
 
             graphs, info = {}, {}
             for rung in rungs:
-                if (name, ratio, rung, seed) in done:
+                if finished(name, ratio, rung, seed):
                     continue
                 knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
@@ -75,7 +76,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                               "distill_seconds": time.perf_counter() - t0}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
-            if baselines and rungs and (name, ratio, "herding_subgraphs", seed) not in done:
+            if baselines and rungs and not finished(name, ratio, "herding_subgraphs", seed):
                 rung = rungs[-1]
                 base = structure(rung)
                 nbytes = graphs[rung].nbytes() if rung in graphs else base.nbytes()
@@ -84,9 +85,11 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
             if not graphs:
                 continue
-            table = evaluate_methods(graphs, ["sage"], db, pre.embeddings, task, seeds=[seed], epochs_distilled=100)
+            table = evaluate_methods(graphs, models, db, pre.embeddings, task, seeds=[seed], epochs_distilled=100)
             for r in table.itertuples():
-                row = {"task": name, "ratio": ratio, "variant": r.method, "seed": seed, "commit": code,
+                if (name, ratio, r.method, seed, r.model) in done:
+                    continue
+                row = {"task": name, "ratio": ratio, "variant": r.method, "model": r.model, "seed": seed, "commit": code,
                        "metric": metric, "test": r.value, "val": r.val_value, "trivial": table.attrs["trivial_score"],
                        "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
@@ -110,14 +113,15 @@ def best_full(database: str) -> dict[str, float]:
 
 def report(database: str, path: Path) -> str:
     rows = pd.DataFrame(read_jsonl(path))
+    rows["model"] = rows.get("model", pd.Series(index=rows.index, dtype=object)).fillna("sage")
     full = best_full(database)
     rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
-    lines = ["| task | budget | rung / method | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
+    lines = ["| task | budget | rung / method | model | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
              "| GNN val | labelled seeds | bytes | distill s | seeds | commits |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for (task, ratio, variant), g in rows.groupby(["task", "ratio", "variant"], sort=False):
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for (task, ratio, variant, model), g in rows.groupby(["task", "ratio", "variant", "model"], sort=False):
         lines.append(
-            f"| {task} | {ratio} | {variant} | {g['metric'].iloc[0]} | {g['test'].mean():.4f} ± {g['test'].std(ddof=0):.4f} "
+            f"| {task} | {ratio} | {variant} | {model} | {g['metric'].iloc[0]} | {g['test'].mean():.4f} ± {g['test'].std(ddof=0):.4f} "
             f"| {g['retention'].mean():.3f} ± {g['retention'].std(ddof=0):.3f} | {g['krr_val'].mean():.4f} "
             f"| {g['val'].mean():.4f} | {g['target_nodes'].mean():.0f} | {g['bytes'].mean():,.0f} "
             f"| {g['distill_seconds'].mean():.0f} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
@@ -133,6 +137,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--rungs", default="all", help="';'-separated rung numbers of LADDER (e.g. '0;3'), or 'all'")
     ap.add_argument("--baselines", action="store_true", help="also the equal-bytes baselines, at the last rung's bytes")
+    ap.add_argument("--models", default="sage", help="comma-separated evaluation GNNs (sage, hgt, han)")
     ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
     args = ap.parse_args()
     out = RESULTS / f"ladder-{args.database}.jsonl"
@@ -140,7 +145,8 @@ def main() -> None:
         picked = list(LADDER) if args.rungs == "all" else [
             next(r for r in LADDER if r.startswith(f"{n.strip()}.")) for n in args.rungs.split(";")]
         tasks = args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks)
-        run(args.database, tasks, args.ratio, [int(s) for s in args.seeds.split(",")], picked, args.baselines, out)
+        run(args.database, tasks, args.ratio, [int(s) for s in args.seeds.split(",")], picked, args.baselines,
+            args.models.split(","), out)
     md = report(args.database, out)
     (RESULTS / f"ladder-{args.database}.md").write_text(md)
     print(md)
