@@ -48,6 +48,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     from t2g_lib.task_data import read_task_labels, task_from_snapshot
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
+    progress = lambda msg: print(f"  {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
     done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)}
     finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
     code = commit()
@@ -71,7 +72,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
                 graphs[rung], hist = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
-                                                      db, task, KRRConfig(seed=seed, **knobs), log=lambda _: None)
+                                                      db, task, KRRConfig(seed=seed, **knobs), log=progress)
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "distill_seconds": time.perf_counter() - t0}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "

@@ -35,13 +35,18 @@ def data_dir() -> Path:
 @app.command("prepare")
 @_clear_errors
 def prepare(
-    name: str = typer.Argument(..., help="A bundled database: lahman (baseball) or completejourney (grocery)"),
+    name: str = typer.Argument(..., help="A bundled database: lahman (baseball), completejourney (grocery) or tpch"),
     out: Path = typer.Option(None, help="Data folder (default: $T2G_DATA_DIR or ./data)"),
+    scale: Optional[float] = typer.Option(None, help="tpch only: the scale factor; writes dataset tpch-sf<SCALE>"),
 ) -> None:
     """Convert a database shipped inside an installed package into a RelBench-format dataset."""
     from t2g_lib.data.bundled import build_bundled
+    from t2g_lib.data.tpch import build_tpch
 
-    path = build_bundled(name, out or data_dir())
+    if scale is not None and name != "tpch":
+        _fail(f"--scale applies to tpch only, not {name!r}")
+    path = (build_bundled(name, out or data_dir()) if scale is None
+            else build_tpch(out or data_dir(), name=f"tpch-sf{scale:g}", scale=scale))
     typer.echo(f"{name} dataset written to {path}")
 
 

@@ -280,10 +280,15 @@ def distill_features(
             syn[nt].x = x @ decode[nt][0] + decode[nt][1] if nt in decode else x
         return propagate_all(syn, config.hops, config.aggr, synthetic_ages())
 
+    # Validation solves on one fixed draw of at most ``support_size`` synthetic target nodes,
+    # so its cost is bounded like a step's and every checkpoint is scored on the same nodes.
+    val_sup = _support(len(start.x[task.entity_table]), config.support_size,
+                       np.random.default_rng([config.seed, 3]), dev)
+
     def validate() -> float:
         with torch.no_grad():
-            zs = task_side.normalise(synthetic_z()[ent_nt])
-            y2 = y_syn if multiclass else y_syn.unsqueeze(1)
+            zs = task_side.normalise(synthetic_z()[ent_nt])[val_sup]
+            y2 = (y_syn if multiclass else y_syn.unsqueeze(1))[val_sup]
             alpha = _krr_weights(kernel(zs, zs), y2, config.ridge)  # one solve for all of val
             pred = torch.cat([
                 kernel(z_val[i : i + config.batch_size], zs) @ alpha

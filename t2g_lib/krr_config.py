@@ -26,6 +26,6 @@ class KRRConfig:
     pseudo_pool_batches: int = 8  # distinct pseudo-label batches embedded per table
     aggr: str = "sum"  # how the propagation combines neighbours: "mean" or "sum" (counts show)
     temporal: bool = True  # rows carry ages: real ones at their seed's time, synthetic ones learned
-    support_size: int = 2048  # synthetic target nodes in one step's KRR solve (drawn when more)
+    support_size: int = 2048  # synthetic target nodes in one step's (and validation's) KRR solve
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
