@@ -9,6 +9,8 @@ from typing import Optional
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from t2g_lib.text_hash import TEXT_MODEL_BUDGET
+
 
 class T2GSettings(ConfigurableResource):
     """Run-wide settings: folders, seed and the gates' thresholds."""
@@ -17,6 +19,10 @@ class T2GSettings(ConfigurableResource):
     storage_dir: str = Field(description="Where tensors, models and distilled databases go.")
     text_cache_dir: str = Field(description="Cache of text embeddings, shared by every database.")
     seed: int = Field(default=0, description="Seed of every stochastic stage.")
+    text_model_budget: int = Field(
+        default=TEXT_MODEL_BUDGET,
+        description="Distinct strings per text column embedded by the sentence model; a column with more is hashed.",
+    )
     max_dangling_fraction: float = Field(
         default=0.05, description="Share of foreign keys allowed to dangle before the check fails."
     )

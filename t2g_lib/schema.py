@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.text_hash import text_encoder
+
 #: At most this many non-null values are looked at to tell text from categorical strings.
 SAMPLE_ROWS = 10_000
 #: Integral numbers with at most this many distinct values are categorical (codes, flags).
@@ -256,7 +258,7 @@ def infer_schema(db: Database) -> DatabaseSchema:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
-def _md(name: str) -> str:
+def md_cell(name: str) -> str:
     """A name as literal markdown table-cell text."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(name).split()))
 
@@ -273,16 +275,29 @@ def schema_markdown(schema: DatabaseSchema) -> str:
     header += [t.value for t in typed]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, table in schema.tables.items():
-        fkeys = ", ".join(f"{_md(col)} → {_md(parent)}" for col, parent in table.fkeys.items())
+        fkeys = ", ".join(f"{md_cell(col)} → {md_cell(parent)}" for col, parent in table.fkeys.items())
         cells = [
-            _md(name),
+            md_cell(name),
             f"{table.n_rows:,}",
-            _md(table.pkey) if table.pkey is not None else "",
-            _md(table.time_col) if table.time_col is not None else "",
+            md_cell(table.pkey) if table.pkey is not None else "",
+            md_cell(table.time_col) if table.time_col is not None else "",
             fkeys,
         ]
-        cells += [", ".join(_md(c) for c in table.columns_of(t)) for t in typed]
+        cells += [", ".join(md_cell(c) for c in table.columns_of(t)) for t in typed]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def text_plan_markdown(schema: DatabaseSchema, budget: int) -> str:
+    """How each text column will be embedded: the sentence model for at most ``budget``
+    distinct strings, hashing beyond (``text_hash.text_encoder``), so the cost shows before
+    ``column_tokens`` runs."""
+    lines = [f"Sentence model up to {budget:,} distinct strings per column; hashed words beyond.", "",
+             "| table | column | distinct strings | encoder |", "|---|---|---:|---|"]
+    for name, table in schema.tables.items():
+        for c in table.columns:
+            if c.stype == SemanticType.TEXT:
+                lines.append(f"| {md_cell(name)} | {md_cell(c.name)} | {c.n_distinct:,} | {text_encoder(c.n_distinct, budget)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -8,7 +8,9 @@ Preprocessing done here, in pandas, so nothing is lost silently:
   gets a separate 0/1 ``<col>__isna`` column, so a missing value never reads as a real zero;
 - categorical: missing becomes the explicit category ``__missing__``; categories unseen at
   fit time map to torch_frame's NA index (-1), which the embedding encoder handles;
-- text: frozen all-MiniLM-L6-v2 vectors, once per distinct string (``text_embed.py``);
+- text: frozen all-MiniLM-L6-v2 vectors, once per distinct string (``text_embed.py``), for a
+  column with at most ``text_model_budget`` distinct strings; hashed words randomly projected
+  (``text_hash.py``) for a bigger one;
 - timestamp (the table's time column included): torch_frame calendar/cyclic features, with
   an ``__isna`` column where values are missing;
 - key columns (primary and foreign keys) are excluded: the graph carries them.
@@ -28,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from t2g_lib.schema import md_cell
+from t2g_lib.text_hash import HASHING, TEXT_MODEL_BUDGET, HashedTextEmbedder, text_encoder
+
 if TYPE_CHECKING:
     from relbench.base import Database, Table
     from torch_frame import TensorFrame
@@ -46,7 +51,8 @@ class ColumnToken:
 
     ``role`` is ``value`` (the column itself), ``isna`` (its missing-value indicator) or
     ``const`` (the placeholder of a table without feature columns). ``center``/``scale``
-    are the fitted robust standardization of a numerical value column.
+    are the fitted robust standardization of a numerical value column; ``encoder`` says how
+    a text column is embedded (``text_hash.text_encoder``).
     """
 
     name: str
@@ -55,6 +61,7 @@ class ColumnToken:
     stype: str
     center: float = 0.0
     scale: float = 1.0
+    encoder: str = ""
 
     @property
     def label(self) -> str:
@@ -109,6 +116,7 @@ class TokenizedDatabase:
                 "columns": by_stype,
                 "n_text_distinct": tt.n_text_distinct,
                 "n_embedded_now": tt.n_embedded_now,
+                "hashed": [c.label for c in tt.columns if c.encoder == HASHING],
             }
         return out
 
@@ -185,15 +193,17 @@ def _timestamps(ser: pd.Series) -> pd.Series:
     return pd.to_datetime(ser, errors="coerce", utc=True).dt.tz_convert(None)
 
 
-def _fit_columns(table: "Table", types: dict[str, str]) -> list[ColumnToken]:
-    """Decide the torch_frame columns of one table and fit numerical scaling."""
+def _fit_columns(table: "Table", types: dict[str, str], text_model_budget: int = TEXT_MODEL_BUDGET) -> list[ColumnToken]:
+    """Decide the torch_frame columns of one table, fit numerical scaling and pick each
+    text column's encoder by its distinct strings."""
     keys = set(table.fkey_col_to_pkey_table)
     if table.pkey_col is not None:
         keys.add(table.pkey_col)
     cols: list[ColumnToken] = []
 
-    def add(source: str | None, role: str, stype: str, center: float = 0.0, scale: float = 1.0) -> None:
-        cols.append(ColumnToken(f"c{len(cols)}", source, role, stype, center, scale))
+    def add(source: str | None, role: str, stype: str, center: float = 0.0, scale: float = 1.0,
+            encoder: str = "") -> None:
+        cols.append(ColumnToken(f"c{len(cols)}", source, role, stype, center, scale, encoder))
 
     for col in table.df.columns:
         if col in keys:
@@ -226,6 +236,8 @@ def _fit_columns(table: "Table", types: dict[str, str]) -> list[ColumnToken]:
                 add(col, "isna", "numerical")
         elif ser.isna().all():
             continue  # an all-missing categorical / text column is a constant
+        elif kind == "text":
+            add(col, "value", kind, encoder=text_encoder(int(ser.nunique()), text_model_budget))
         else:
             add(col, "value", kind)
     if not cols:
@@ -269,13 +281,13 @@ def _materialize(
     from torch_frame.data import Dataset
 
     col_to_stype = _col_to_stype(columns)
-    has_text = any(c.stype == "text" for c in columns)
-    if has_text and embedder is None:
+    if embedder is None and any(c.stype == "text" and c.encoder != HASHING for c in columns):
         raise ValueError("text columns need a text embedder")
     # batch_size=None: the embedder sees the whole column at once and embeds each distinct
-    # string once; it batches the model itself.
-    cfg = TextEmbedderConfig(text_embedder=embedder, batch_size=None) if has_text else None
-    ds = Dataset(frame_df, col_to_stype, col_to_text_embedder_cfg=cfg)
+    # string once; it batches the model (or the hashing) itself.
+    cfg = {c.name: TextEmbedderConfig(text_embedder=embedder if c.encoder != HASHING else HashedTextEmbedder(),
+                                      batch_size=None) for c in columns if c.stype == "text"}
+    ds = Dataset(frame_df, col_to_stype, col_to_text_embedder_cfg=cfg or None)
     ds.materialize(col_stats=col_stats if col_stats is not None else _fit_col_stats(frame_df, col_to_stype))
     return ds.tensor_frame, {col: {k: _plain(v) for k, v in st.items()} for col, st in ds.col_stats.items()}
 
@@ -318,12 +330,14 @@ def tokenize_database(
     cache_dir: Path,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    text_model_budget: int = TEXT_MODEL_BUDGET,
 ) -> TokenizedDatabase:
     """Tokenize every table of ``db``.
 
     ``column_types`` maps table -> column -> one of ``SEMANTIC_TYPES``; primary/foreign keys
     are excluded whatever their type, and each table's time column is kept as a timestamp.
-    Text vectors are cached under ``cache_dir`` (shared across runs and tasks).
+    Text vectors are cached under ``cache_dir`` (shared across runs and tasks); a text column
+    with more than ``text_model_budget`` distinct strings is hashed instead (``text_hash.py``).
     """
     from t2g_lib.text_embed import MODEL_ID, CachedTextEmbedder
 
@@ -332,9 +346,9 @@ def tokenize_database(
     tokens: list[TableTokens] = []
     for table in tables:
         t = db.table_dict[table]
-        columns = _fit_columns(t, column_types.get(table, {}))
+        columns = _fit_columns(t, column_types.get(table, {}), text_model_budget)
         frame_df = _prepare(t.df, columns)
-        text_cols = [c.name for c in columns if c.stype == "text"]
+        text_cols = [c.name for c in columns if c.stype == "text" and c.encoder != HASHING]
         n_distinct = int(pd.unique(frame_df[text_cols].to_numpy().ravel()).size) if text_cols else 0
         before = embedder.n_embedded_strings
         frame, col_stats = _materialize(columns, frame_df, embedder)
@@ -343,17 +357,19 @@ def tokenize_database(
             progress(
                 f"{table}: {len(frame_df)} rows, {len(columns)} columns, "
                 f"{n_distinct} distinct texts ({tokens[-1].n_embedded_now} embedded now)"
+                + "".join(f", {c.source!r} hashed" for c in columns if c.encoder == HASHING)
             )
     meta = {"text_model": MODEL_ID, "column_types": column_types}
     return TokenizedDatabase(tables, tokens, meta)
 
 
 def tokens_markdown(tokens: TokenizedDatabase) -> str:
-    """Per table: rows, columns per semantic type, distinct texts and texts embedded this run."""
+    """Per table: rows, columns per semantic type, distinct texts for the sentence model, texts
+    embedded this run and the text columns hashed instead."""
     stypes = ("numerical", "categorical", "text", "timestamp")
-    md = "| table | rows | " + " | ".join(stypes) + " | distinct texts | embedded now |\n|---|" + "---:|" * 7 + "\n"
+    md = "| table | rows | " + " | ".join(stypes) + " | distinct texts | embedded now | hashed |\n|---|" + "---:|" * 7 + "---|\n"
     return md + "\n".join(
-        f"| {t} | {s['n_rows']} | " + " | ".join(str(len(s["columns"].get(k, []))) for k in stypes)
-        + f" | {s['n_text_distinct']} | {s['n_embedded_now']} |"
+        f"| {md_cell(t)} | {s['n_rows']} | " + " | ".join(str(len(s["columns"].get(k, []))) for k in stypes)
+        + f" | {s['n_text_distinct']} | {s['n_embedded_now']} | {', '.join(md_cell(c) for c in s['hashed'])} |"
         for t, s in tokens.summary().items()
     )

@@ -197,3 +197,45 @@ def test_missing_semantic_type_is_an_error(cache_dir: Path) -> None:
     del types["keys"]["order"]
     with pytest.raises(KeyError, match="order"):
         tokenize_database(db, types, cache_dir)
+
+
+def test_a_text_column_beyond_the_model_budget_is_hashed(tmp_path: Path) -> None:
+    from t2g_lib.text_hash import HASH_DIM, HASHING
+
+    db, types = odd_db()
+    tokens = tokenize_database(db, types, tmp_path, text_model_budget=2)  # 4 distinct strings > 2
+    col = next(c for c in tokens["keys"].columns if c.source == "bio text")
+    assert col.encoder == HASHING
+    s = tokens.summary()["keys"]
+    assert s["hashed"] == ["bio text"] and s["n_text_distinct"] == 0 and s["n_embedded_now"] == 0
+    emb = tokens["keys"].frame.feat_dict[torch_frame.embedding].values
+    assert emb.shape[-1] == HASH_DIM
+    bio = db.table_dict["keys"].df["bio text"].fillna("")
+    first = {t: emb[i] for i, t in reversed(list(enumerate(bio)))}
+    for i, t in enumerate(bio):  # the same string, the same vector
+        assert torch.equal(emb[i], first[t])
+    again = tokens["keys"].encode(db.table_dict["keys"].df.iloc[:4])  # new rows encode as the fit did
+    assert torch.equal(again.feat_dict[torch_frame.embedding].values, emb[:4])
+    within = tokenize_database(db, types, tmp_path, text_model_budget=4)
+    assert next(c for c in within["keys"].columns if c.source == "bio text").encoder != HASHING
+
+
+def test_hashed_text_keeps_word_overlap_and_needs_no_fit() -> None:
+    from t2g_lib.text_hash import HashedTextEmbedder
+
+    texts = ["regular deposits sleep carefully", "regular deposits sleep quickly", "furious pinto beans haggle", ""]
+    a, b = HashedTextEmbedder()(texts), HashedTextEmbedder()(list(reversed(texts)))
+    assert torch.equal(a, b.flip(0))  # stateless: any instance encodes a string the same way
+    assert torch.allclose(a[:3].norm(dim=1), torch.ones(3)) and a[3].abs().sum() == 0
+    assert (a[0] @ a[1]) > 0.5 > abs(float(a[0] @ a[2]))
+
+
+def test_the_schema_says_which_text_column_is_hashed() -> None:
+    from t2g_lib.schema import ColumnSchema, SemanticType, infer_schema, text_plan_markdown
+
+    db, _ = odd_db()
+    schema = infer_schema(db)
+    schema.tables["keys"].columns.append(ColumnSchema("comment", SemanticType.TEXT, "object", 0, 30_000))
+    md = text_plan_markdown(schema, 20_000)
+    assert "| keys | comment | 30,000 | hashing |" in md
+    assert "hashing" not in text_plan_markdown(schema, 30_000)

@@ -97,7 +97,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
     here, and nothing downstream trains on it.
     """
     from t2g_lib.data.format import parse_time_columns
-    from t2g_lib.schema import infer_schema, schema_markdown, schema_mermaid
+    from t2g_lib.schema import infer_schema, schema_markdown, schema_mermaid, text_plan_markdown
     from t2g_lib.task_data import check_task_labels
     from t2g_lib.validation import dangling_key_warnings, validate_database
 
@@ -113,6 +113,7 @@ def validated_schema(context: AssetExecutionContext, settings: T2GSettings, duck
         metadata={
             "schema": MetadataValue.md(schema_markdown(schema)),
             "diagram": MetadataValue.md(f"```mermaid\n{schema_mermaid(schema)}\n```"),
+            "text_encoders": MetadataValue.md(text_plan_markdown(schema, settings.text_model_budget)),
             "num_columns": sum(len(t.columns) for t in schema.tables.values()),
         },
     )
@@ -151,6 +152,7 @@ def column_tokens(
         cache_dir=settings.text_cache_dir,
         device=device.torch_device(),
         progress=context.log.info,
+        text_model_budget=settings.text_model_budget,
     )
     return Output(
         tokens,
