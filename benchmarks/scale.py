@@ -1,0 +1,225 @@
+"""Benchmark: what the chain costs as the database grows. Wall time and peak resident memory
+per stage on TPC-H at several scale factors (and Lahman for reference), with the fitted
+log-log slope of each against rows.
+
+Per database, ``t2g distill <db> <task> --ratio R`` runs in a child process with its own
+Dagster instance and storage (so nothing is reused: no cached tokens, no text cache). The
+process tree's resident memory is sampled with psutil every ``--interval`` seconds; each
+stage's peak is the largest sample between its STEP_START and its STEP_SUCCESS in the run's
+event log. The conversion from ``tpchgen-cli`` parquet (``t2g prepare tpch --scale``) is
+timed as a stage of its own. Each finished database is appended with its commit to
+``benchmarks/results/scale.jsonl``; a rerun skips it. ``--report`` writes the markdown table
+and a log-log plot (``scale.md``, ``scale.png``).
+
+    python -m benchmarks.scale --scales 0.01,0.1,0.3,1 --lahman
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.full_model import RESULTS, commit, read_jsonl
+
+OUT = RESULTS / "scale.jsonl"
+TASKS = {"lahman": "player-retention"}
+TPCH_TASK = "customer-reorder"
+
+
+class TreeMemory:
+    """Resident memory of a process and all its children, sampled in a thread."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.samples.append((time.time(), rss))
+            except psutil.Error:
+                return
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        inside = [r for t, r in self.samples if start <= t <= end]
+        return max(inside, default=0)
+
+
+def _monitored(cmd: list[str], env: dict[str, str], interval: float) -> tuple[float, TreeMemory, str]:
+    """Run ``cmd``; its wall seconds, the memory samples and its output (raises on failure)."""
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    mem = TreeMemory(proc.pid, interval)
+    out, _ = proc.communicate()
+    mem.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{out[-3000:]}")
+    return time.time() - t0, mem, out
+
+
+def _stage_windows(dagster_home: Path) -> list[tuple[str, float, float]]:
+    """(stage, start, end) of every successful step of every run in one Dagster instance."""
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    inst = DagsterInstance.get()
+    windows = []
+    for run in reversed(inst.get_runs()):
+        started: dict[str, float] = {}
+        for entry in inst.all_logs(run.run_id):
+            event = entry.dagster_event
+            if event is None or entry.step_key is None:
+                continue
+            if event.is_step_start:
+                started[entry.step_key] = entry.timestamp
+            elif event.is_step_success:
+                windows.append((entry.step_key, started[entry.step_key], entry.timestamp))
+    inst.dispose()
+    return windows
+
+
+def measure(database: str, scale: float | None, ratio: str, interval: float) -> dict:
+    """One database end to end in fresh folders: per stage seconds and peak memory."""
+    from t2g_lib.data.format import load_dataset
+
+    t2g = str(Path(sys.executable).with_name("t2g"))
+    with tempfile.TemporaryDirectory(prefix="t2g-scale-") as tmp:
+        tmp = Path(tmp)
+        home, data = tmp / "home", tmp / "data"
+        home.mkdir()
+        (home / "dagster.yaml").write_text((Path(__file__).parents[1] / "dagster.yaml").read_text())
+        env = {**os.environ, "DAGSTER_HOME": str(home), "T2G_DATA_DIR": str(data), "T2G_STORAGE_DIR": str(tmp / "st"),
+               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        name, task = (f"tpch-sf{scale:g}", TPCH_TASK) if scale is not None else (database, TASKS[database])
+        stages = []
+        prep = [t2g, "prepare", "tpch", "--scale", f"{scale:g}"] if scale is not None else [t2g, "prepare", database]
+        seconds, mem, _ = _monitored(prep, env, interval)
+        stages.append({"stage": "prepare", "seconds": seconds, "peak_rss": mem.peak()})
+        rows = sum(len(t.df) for t in load_dataset(data / name).get_db(upto_test_timestamp=False).table_dict.values())
+        wall, mem, _ = _monitored([t2g, "distill", name, task, "--ratio", ratio, "--out", str(tmp / "st")], env,
+                                  interval)
+        for stage, start, end in _stage_windows(home):
+            stages.append({"stage": stage, "seconds": end - start, "peak_rss": mem.peak(start, end)})
+    return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": commit(),
+            "distill_seconds": wall, "peak_rss": mem.peak(), "stages": stages,
+            "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def slope(x: list[float], y: list[float]) -> float:
+    """Least-squares slope of log y against log x (NaN with fewer than two points)."""
+    if len(x) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x), np.log(np.maximum(y, 1e-9)), 1)[0])
+
+
+def report(rows: list[dict]) -> str:
+    if not rows:
+        return "No rows yet.\n"
+    gib = 2.0**30
+    stage_names = list(dict.fromkeys(s["stage"] for r in rows for s in r["stages"]))
+    lines = ["| database | rows | " + " | ".join(f"{s} s (GiB)" for s in stage_names)
+             + " | distill s | peak GiB | rows/s | commit |",
+             "|---|---:|" + "---:|" * len(stage_names) + "---:|---:|---:|---|"]
+    for r in sorted(rows, key=lambda r: r["rows"]):
+        by = {s["stage"]: s for s in r["stages"]}
+        cells = [f"{by[s]['seconds']:.0f} ({by[s]['peak_rss'] / gib:.1f})" if s in by else "-" for s in stage_names]
+        lines.append(f"| {r['database']} | {r['rows']:,} | " + " | ".join(cells)
+                     + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | {r['rows'] / r['distill_seconds']:,.0f}"
+                     f" | {r['commit']} |")
+    tpch = sorted((r for r in rows if r["scale"] is not None), key=lambda r: r["rows"])
+    n = [r["rows"] for r in tpch]
+    fits = [f"- whole distillation: time slope {slope(n, [r['distill_seconds'] for r in tpch]):.2f}, "
+            f"memory slope {slope(n, [r['peak_rss'] for r in tpch]):.2f}"]
+    for s in stage_names:
+        have = [r for r in tpch if any(x["stage"] == s for x in r["stages"])]
+        sec = [next(x["seconds"] for x in r["stages"] if x["stage"] == s) for r in have]
+        fits.append(f"- {s}: time slope {slope([r['rows'] for r in have], sec):.2f}")
+    return ("\n".join(lines) + "\n\nFitted log-log slopes against rows on TPC-H (1.0 = linear):\n\n"
+            + "\n".join(fits) + "\n")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tpch = sorted((r for r in rows if r["scale"] is not None), key=lambda r: r["rows"])
+    if not tpch:
+        return
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    n = [r["rows"] for r in tpch]
+    a.loglog(n, [r["distill_seconds"] for r in tpch], "o-", label="whole distillation")
+    for s in dict.fromkeys(x["stage"] for r in tpch for x in r["stages"]):
+        have = [r for r in tpch if any(x["stage"] == s for x in r["stages"])]
+        a.loglog([r["rows"] for r in have], [next(x["seconds"] for x in r["stages"] if x["stage"] == s) for r in have],
+                 ".--", label=s)
+    a.set(xlabel="rows", ylabel="seconds", title="time")
+    a.legend(fontsize=7)
+    b.loglog(n, [r["peak_rss"] / 2**30 for r in tpch], "o-")
+    b.set(xlabel="rows", ylabel="peak resident GiB", title="memory")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scales", default="0.01,0.1", help="comma-separated TPC-H scale factors")
+    ap.add_argument("--lahman", action="store_true", help="also Lahman, for reference")
+    ap.add_argument("--ratio", default="0.01")
+    ap.add_argument("--interval", type=float, default=0.5, help="seconds between memory samples")
+    ap.add_argument("--report", action="store_true", help="run nothing: write the table and plot")
+    args = ap.parse_args()
+    if not args.report:
+        done = {r["database"] for r in read_jsonl(OUT)}
+        todo = [("tpch", float(s)) for s in args.scales.split(",") if s] + ([("lahman", None)] if args.lahman else [])
+        for database, scale in todo:
+            name = f"tpch-sf{scale:g}" if scale is not None else database
+            if name in done:
+                continue
+            print(f"{time.strftime('%H:%M:%S')} {name}: distilling at {args.ratio}", flush=True)
+            row = measure(database, scale, args.ratio, args.interval)
+            with OUT.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{time.strftime('%H:%M:%S')} {name}: {row['rows']:,} rows, {row['distill_seconds']:.0f} s, "
+                  f"peak {row['peak_rss'] / 2**30:.1f} GiB", flush=True)
+    rows = read_jsonl(OUT)
+    md = report(rows)
+    (RESULTS / "scale.md").write_text(md)
+    plot(rows, RESULTS / "scale.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
