@@ -4,12 +4,16 @@ log-log slope of each against rows.
 
 Per database, ``t2g distill <db> <task> --ratio R`` runs in a child process with its own
 Dagster instance and storage (so nothing is reused: no cached tokens, no text cache). The
-process tree's resident memory is sampled with psutil every ``--interval`` seconds; each
-stage's peak is the largest sample between its STEP_START and its STEP_SUCCESS in the run's
-event log. The conversion from ``tpchgen-cli`` parquet (``t2g prepare tpch --scale``) is
-timed as a stage of its own. Each finished database is appended with its commit to
+process tree's resident memory is sampled with psutil every ``--interval`` seconds. The CLI
+runs every stage in its one process, one after another, and Python seldom returns memory to
+the system, so per stage two numbers: the largest sample between its STEP_START and its
+STEP_SUCCESS in the run's event log (``peak_rss``, which may be an earlier stage's high
+water mark), and how far that is above the last sample before it started (``growth``, what
+the stage itself added). The run's peak is the 8 GiB target's number. The conversion from
+``tpchgen-cli`` parquet (``t2g prepare tpch --scale``) is timed as a stage of its own. Each finished database is appended with its commit to
 ``benchmarks/results/scale.jsonl``; a rerun skips it. ``--report`` writes the markdown table
-and a log-log plot (``scale.md``, ``scale.png``).
+and a log-log plot (``scale.md``, ``scale.png``) with fitted slopes against rows: time per
+stage and whole, and the whole run's peak memory.
 
     python -m benchmarks.scale --scales 0.01,0.1,0.3,1 --lahman
 """
@@ -27,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from benchmarks.full_model import RESULTS, commit, read_jsonl
 
@@ -71,8 +74,14 @@ class TreeMemory:
         self._thread.join()
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
+        """The largest sample in [start, end], or the last one before it for a step shorter
+        than the sampling interval."""
         inside = [r for t, r in self.samples if start <= t <= end]
-        return max(inside, default=0)
+        return max(inside) if inside else self.before(start)
+
+    def before(self, start: float) -> int:
+        """The last sample before ``start`` (0 before any)."""
+        return next((r for t, r in reversed(self.samples) if t < start), 0)
 
 
 def _monitored(cmd: list[str], env: dict[str, str], interval: float) -> tuple[float, TreeMemory, str]:
@@ -88,29 +97,19 @@ def _monitored(cmd: list[str], env: dict[str, str], interval: float) -> tuple[fl
 
 
 def _stage_windows(dagster_home: Path) -> list[tuple[str, float, float]]:
-    """(stage, start, end) of every successful step of every run in one Dagster instance."""
+    """(stage, start, end) of every step of every run in one Dagster instance, oldest first."""
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    inst = DagsterInstance.get()
-    windows = []
-    for run in reversed(inst.get_runs()):
-        started: dict[str, float] = {}
-        for entry in inst.all_logs(run.run_id):
-            event = entry.dagster_event
-            if event is None or entry.step_key is None:
-                continue
-            if event.is_step_start:
-                started[entry.step_key] = entry.timestamp
-            elif event.is_step_success:
-                windows.append((entry.step_key, started[entry.step_key], entry.timestamp))
-    inst.dispose()
-    return windows
+    from t2g_cli.runner import step_windows
+
+    with DagsterInstance.from_config(str(dagster_home)) as inst:
+        return [(step, start, end) for run in reversed(inst.get_runs())
+                for step, start, end, _ in step_windows(inst, run.run_id)]
 
 
 def measure(database: str, scale: float | None, ratio: str, interval: float) -> dict:
     """One database end to end in fresh folders: per stage seconds and peak memory."""
-    from t2g_lib.data.format import load_dataset
+    import pyarrow.parquet as pq
 
     t2g = str(Path(sys.executable).with_name("t2g"))
     with tempfile.TemporaryDirectory(prefix="t2g-scale-") as tmp:
@@ -124,12 +123,13 @@ def measure(database: str, scale: float | None, ratio: str, interval: float) -> 
         stages = []
         prep = [t2g, "prepare", "tpch", "--scale", f"{scale:g}"] if scale is not None else [t2g, "prepare", database]
         seconds, mem, _ = _monitored(prep, env, interval)
-        stages.append({"stage": "prepare", "seconds": seconds, "peak_rss": mem.peak()})
-        rows = sum(len(t.df) for t in load_dataset(data / name).get_db(upto_test_timestamp=False).table_dict.values())
+        stages.append({"stage": "prepare", "seconds": seconds, "peak_rss": mem.peak(), "growth": mem.peak()})
+        rows = sum(pq.read_metadata(f).num_rows for f in (data / name / "db").glob("*.parquet"))
         wall, mem, _ = _monitored([t2g, "distill", name, task, "--ratio", ratio, "--out", str(tmp / "st")], env,
                                   interval)
         for stage, start, end in _stage_windows(home):
-            stages.append({"stage": stage, "seconds": end - start, "peak_rss": mem.peak(start, end)})
+            peak = mem.peak(start, end)
+            stages.append({"stage": stage, "seconds": end - start, "peak_rss": peak, "growth": peak - mem.before(start)})
     return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": commit(),
             "distill_seconds": wall, "peak_rss": mem.peak(), "stages": stages,
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
@@ -147,12 +147,12 @@ def report(rows: list[dict]) -> str:
         return "No rows yet.\n"
     gib = 2.0**30
     stage_names = list(dict.fromkeys(s["stage"] for r in rows for s in r["stages"]))
-    lines = ["| database | rows | " + " | ".join(f"{s} s (GiB)" for s in stage_names)
+    lines = ["| database | rows | " + " | ".join(f"{s} s (+GiB)" for s in stage_names)
              + " | distill s | peak GiB | rows/s | commit |",
              "|---|---:|" + "---:|" * len(stage_names) + "---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: r["rows"]):
         by = {s["stage"]: s for s in r["stages"]}
-        cells = [f"{by[s]['seconds']:.0f} ({by[s]['peak_rss'] / gib:.1f})" if s in by else "-" for s in stage_names]
+        cells = [f"{by[s]['seconds']:.0f} (+{by[s]['growth'] / gib:.1f})" if s in by else "-" for s in stage_names]
         lines.append(f"| {r['database']} | {r['rows']:,} | " + " | ".join(cells)
                      + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | {r['rows'] / r['distill_seconds']:,.0f}"
                      f" | {r['commit']} |")
@@ -164,7 +164,8 @@ def report(rows: list[dict]) -> str:
         have = [r for r in tpch if any(x["stage"] == s for x in r["stages"])]
         sec = [next(x["seconds"] for x in r["stages"] if x["stage"] == s) for r in have]
         fits.append(f"- {s}: time slope {slope([r['rows'] for r in have], sec):.2f}")
-    return ("\n".join(lines) + "\n\nFitted log-log slopes against rows on TPC-H (1.0 = linear):\n\n"
+    return ("\n".join(lines) + "\n\nPer stage: seconds (memory the stage added above what the process held when "
+            "it started, GiB). Peak GiB: the whole run's resident memory at its highest.\n\nFitted log-log slopes against rows on TPC-H (1.0 = linear):\n\n"
             + "\n".join(fits) + "\n")
 
 
@@ -202,11 +203,11 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="run nothing: write the table and plot")
     args = ap.parse_args()
     if not args.report:
-        done = {r["database"] for r in read_jsonl(OUT)}
+        done = {(r["database"], r["ratio"]) for r in read_jsonl(OUT)}
         todo = [("tpch", float(s)) for s in args.scales.split(",") if s] + ([("lahman", None)] if args.lahman else [])
         for database, scale in todo:
             name = f"tpch-sf{scale:g}" if scale is not None else database
-            if name in done:
+            if (name, args.ratio) in done:
                 continue
             print(f"{time.strftime('%H:%M:%S')} {name}: distilling at {args.ratio}", flush=True)
             row = measure(database, scale, args.ratio, args.interval)

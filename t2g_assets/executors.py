@@ -4,7 +4,8 @@
 which works around dagster-dask's failure on partitioned runs); ``T2G_DASK_ADDRESS`` points
 it at an existing cluster (``tcp://scheduler:8786``), otherwise a local cluster of two
 single-threaded workers is started, each held to ``T2G_DASK_MEMORY_LIMIT`` (Dask's
-``memory_limit``, e.g. ``4GiB``; Dask's default, the machine's memory shared out, when unset). The
+``memory_limit``, e.g. ``4GiB``; Dask's default, the machine's memory shared out, when unset;
+an existing cluster keeps the limits its workers were started with). The
 multiprocess executor's ``T2G_MAX_CONCURRENT`` bounds parallel steps (default 2: the cores
 of this machine).
 """

@@ -157,6 +157,22 @@ def root_error(error) -> str:
     return error.message.strip()
 
 
+def step_windows(inst, run_id: str) -> list[tuple[str, float, float, Any]]:
+    """(step, start, end, the ending event) of every step of a run that succeeded or failed,
+    from the run's event log (times in seconds since the epoch)."""
+    windows = []
+    started: dict[str, float] = {}
+    for entry in inst.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.is_step_start:
+            started[entry.step_key] = entry.timestamp
+        elif event.is_step_success or event.is_step_failure:
+            windows.append((entry.step_key, started.get(entry.step_key, entry.timestamp), entry.timestamp, event))
+    return windows
+
+
 def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]] = None) -> JobRun:
     """One run of ``job_name`` for ``partition_key`` (all its stages unless ``stages``)."""
     from dagster import AssetKey
@@ -172,17 +188,9 @@ def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]
         tags={"t2g/source": "cli", SETTINGS_TAG: settings_tag(defs)},
     )
     by_stage: dict[str, StageRun] = {}
-    started: dict[str, float] = {}
-    for entry in inst.all_logs(result.run_id):  # the run's event log: events with their times
-        event = entry.dagster_event
-        if event is None or entry.step_key is None:
-            continue
-        if event.is_step_start:
-            started[entry.step_key] = entry.timestamp
-        elif event.is_step_success or event.is_step_failure:
-            seconds = entry.timestamp - started.get(entry.step_key, entry.timestamp)
-            error = root_error(event.event_specific_data.error) if event.is_step_failure else None
-            by_stage[entry.step_key] = StageRun(entry.step_key, seconds, event.is_step_success, error)
+    for step, start, end, event in step_windows(inst, result.run_id):
+        error = root_error(event.event_specific_data.error) if event.is_step_failure else None
+        by_stage[step] = StageRun(step, end - start, event.is_step_success, error)
     for check in result.get_asset_check_evaluations():
         if check.passed:
             continue

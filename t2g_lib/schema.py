@@ -137,7 +137,9 @@ class DatabaseSchema:
         return cls(tables={name: TableSchema.from_dict(t) for name, t in data["tables"].items()})
 
 
-def _n_distinct(ser: pd.Series) -> int:
+def n_distinct(ser: pd.Series) -> int:
+    """Distinct non-null values (by ``repr`` for unhashable cells): what types a column and
+    what picks a text column's encoder."""
     try:
         return int(ser.nunique(dropna=True))
     except TypeError:  # unhashable cells (lists, dicts)
@@ -228,20 +230,20 @@ def infer_schema(db: Database) -> DatabaseSchema:
         columns = []
         for col in table.df.columns:
             ser = table.df[col]
-            n_distinct = _n_distinct(ser)
+            distinct = n_distinct(ser)
             if col in keys:
                 stype = SemanticType.KEY
             elif col == table.time_col:
                 stype = SemanticType.TIMESTAMP
             else:
-                stype = infer_column_stype(ser, n_distinct)
+                stype = infer_column_stype(ser, distinct)
             columns.append(
                 ColumnSchema(
                     name=col,
                     stype=stype,
                     dtype=str(ser.dtype),
                     n_null=int(ser.isna().sum()),
-                    n_distinct=n_distinct,
+                    n_distinct=distinct,
                 )
             )
         tables[name] = TableSchema(

@@ -12,6 +12,8 @@ and memory linear in the strings of one chunk.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 TEXT_MODEL_BUDGET = 20_000
@@ -61,3 +63,9 @@ class HashedTextEmbedder:
         if len(uniques) == 0:
             return torch.zeros((len(texts), self.dim), dtype=torch.float32)
         return torch.from_numpy(self.encode_unique(np.asarray(uniques, dtype=object))[codes])
+
+
+@lru_cache(maxsize=4)
+def hashed_text_embedder(dim: int = HASH_DIM, seed: int = 0) -> HashedTextEmbedder:
+    """One shared encoder per (dim, seed): its projection matrix is built once per process."""
+    return HashedTextEmbedder(dim, seed)

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from t2g_lib.schema import md_cell
-from t2g_lib.text_hash import HASHING, TEXT_MODEL_BUDGET, HashedTextEmbedder, text_encoder
+from t2g_lib.schema import md_cell, n_distinct
+from t2g_lib.text_hash import HASHING, TEXT_MODEL_BUDGET, hashed_text_embedder, text_encoder
 
 if TYPE_CHECKING:
     from relbench.base import Database, Table
@@ -237,7 +237,7 @@ def _fit_columns(table: "Table", types: dict[str, str], text_model_budget: int =
         elif ser.isna().all():
             continue  # an all-missing categorical / text column is a constant
         elif kind == "text":
-            add(col, "value", kind, encoder=text_encoder(int(ser.nunique()), text_model_budget))
+            add(col, "value", kind, encoder=text_encoder(n_distinct(ser), text_model_budget))
         else:
             add(col, "value", kind)
     if not cols:
@@ -285,7 +285,7 @@ def _materialize(
         raise ValueError("text columns need a text embedder")
     # batch_size=None: the embedder sees the whole column at once and embeds each distinct
     # string once; it batches the model (or the hashing) itself.
-    cfg = {c.name: TextEmbedderConfig(text_embedder=embedder if c.encoder != HASHING else HashedTextEmbedder(),
+    cfg = {c.name: TextEmbedderConfig(text_embedder=embedder if c.encoder != HASHING else hashed_text_embedder(),
                                       batch_size=None) for c in columns if c.stype == "text"}
     ds = Dataset(frame_df, col_to_stype, col_to_text_embedder_cfg=cfg or None)
     ds.materialize(col_stats=col_stats if col_stats is not None else _fit_col_stats(frame_df, col_to_stype))

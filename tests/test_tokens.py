@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 torch_frame = pytest.importorskip("torch_frame")
 
 from t2g_lib.text_embed import EMBED_DIM, CachedTextEmbedder  # noqa: E402
-from t2g_lib.tokens import MISSING_CATEGORY, TokenizedDatabase, tokenize_database  # noqa: E402
+from t2g_lib.tokens import MISSING_CATEGORY, TokenizedDatabase, _fit_columns, tokenize_database  # noqa: E402
 
 TEXTS = ["left-handed slugger", "gold glove shortstop", "naïve rookie", None]
 
@@ -224,18 +224,23 @@ def test_hashed_text_keeps_word_overlap_and_needs_no_fit() -> None:
     from t2g_lib.text_hash import HashedTextEmbedder
 
     texts = ["regular deposits sleep carefully", "regular deposits sleep quickly", "furious pinto beans haggle", ""]
-    a, b = HashedTextEmbedder()(texts), HashedTextEmbedder()(list(reversed(texts)))
-    assert torch.equal(a, b.flip(0))  # stateless: any instance encodes a string the same way
+    a = HashedTextEmbedder()(texts)
+    alone = torch.cat([HashedTextEmbedder()([t]) for t in texts])
+    assert torch.equal(a, alone)  # no fit: a string encodes the same whatever else is encoded with it
+    assert not torch.equal(HashedTextEmbedder(seed=1)(texts), a)  # the seed picks the projection
     assert torch.allclose(a[:3].norm(dim=1), torch.ones(3)) and a[3].abs().sum() == 0
     assert (a[0] @ a[1]) > 0.5 > abs(float(a[0] @ a[2]))
 
 
-def test_the_schema_says_which_text_column_is_hashed() -> None:
-    from t2g_lib.schema import ColumnSchema, SemanticType, infer_schema, text_plan_markdown
+def test_the_schema_names_the_encoder_column_tokens_uses() -> None:
+    from t2g_lib.schema import infer_schema, text_plan_markdown
+    from t2g_lib.task_data import column_types
+    from t2g_lib.text_hash import HASHING, SENTENCE_MODEL
 
-    db, _ = odd_db()
+    notes = pd.DataFrame({"id": np.arange(60), "note": [f"customer {i} asked about the late delivery" for i in range(60)]})
+    db = Database({"notes": Table(notes, {}, "id", None)})
     schema = infer_schema(db)
-    schema.tables["keys"].columns.append(ColumnSchema("comment", SemanticType.TEXT, "object", 0, 30_000))
-    md = text_plan_markdown(schema, 20_000)
-    assert "| keys | comment | 30,000 | hashing |" in md
-    assert "hashing" not in text_plan_markdown(schema, 30_000)
+    for budget, encoder in ((59, HASHING), (60, SENTENCE_MODEL)):
+        assert f"| notes | note | 60 | {encoder} |" in text_plan_markdown(schema, budget)
+        fitted = _fit_columns(db.table_dict["notes"], column_types(schema)["notes"], budget)
+        assert [c.encoder for c in fitted if c.source == "note"] == [encoder]

@@ -6,9 +6,12 @@ package index) writes it as parquet in seconds, offline, so the chain can be mea
 0.01, 0.1, 0.3, 1 and beyond on one machine.
 
 Row times say when a row becomes known: an order at its order date, a line item when it is
-received (every date it carries is then in the past). Parts, suppliers, customers and the
-geography are static. Columns that only identify a row (names such as ``Customer#000000001``,
-random addresses and phone numbers) are dropped with the natural keys; comments are kept.
+received (its ship date is then past; its commit date was promised when it was ordered).
+Parts, suppliers, customers and the geography are static. Columns that only identify a row
+(names such as ``Customer#000000001``, random addresses and phone numbers) are dropped with the
+natural keys, and so is ``o_orderstatus``: the generator derives it from whether the order's
+line items shipped before mid-1995, up to 121 days after the order date, so at the order's
+time it would tell the future. Comments are kept.
 
 The task ``customer-reorder`` asks, for every customer with an order in the year up to T,
 whether they order again within 90 days. TPC-H's order stream is uniform at random, so no
@@ -21,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 import duckdb
@@ -53,6 +55,8 @@ NATURAL_KEYS = ("r_regionkey", "n_nationkey", "n_regionkey", "s_suppkey", "s_nat
                 "l_orderkey", "l_partkey", "l_suppkey")
 IDENTIFYING = ("c_name", "c_address", "c_phone", "s_name", "s_address", "s_phone")
 """Strings unique per row (or random) that say nothing a model could use."""
+FUTURE = ("o_orderstatus",)
+"""Known only after the row's time (see the module docstring)."""
 
 MIN_SCALE = 0.01
 TIMEDELTA = "90 days"
@@ -72,6 +76,11 @@ def _generator() -> str:
     return found
 
 
+def generator_version() -> str:
+    """``tpchgen-cli``'s own version line, e.g. ``tpchgen-cli 4.0.0``."""
+    return subprocess.run([_generator(), "--version"], capture_output=True, text=True).stdout.strip()
+
+
 def generate_parquet(scale: float, out_dir: Path) -> Path:
     """TPC-H at scale factor ``scale`` as one parquet file per table in ``out_dir``."""
     if not scale >= MIN_SCALE:
@@ -89,17 +98,17 @@ def load_source_tables(parquet_dir: Path) -> dict[str, pd.DataFrame]:
     """The generated tables with money as float, dates as timestamps and identifying
     strings dropped (DuckDB casts while reading)."""
     out = {}
-    con = duckdb.connect()
-    for t in TABLES:
-        cols = con.sql(f"DESCRIBE SELECT * FROM read_parquet('{parquet_dir / t}.parquet')").fetchall()
-        select = []
-        for name, kind, *_ in cols:
-            if name in IDENTIFYING:
-                continue
-            cast = ("DOUBLE" if kind.startswith("DECIMAL") else "TIMESTAMP" if kind == "DATE" else None)
-            select.append(f"CAST({quote_ident(name)} AS {cast}) AS {quote_ident(name)}" if cast else quote_ident(name))
-        out[t] = con.sql(f"SELECT {', '.join(select)} FROM read_parquet('{parquet_dir / t}.parquet')").df()
-    con.close()
+    with duckdb.connect() as con:
+        for t in TABLES:
+            rel = con.read_parquet(str(parquet_dir / f"{t}.parquet"))
+            select = []
+            for name, kind in zip(rel.columns, rel.types):
+                if name in IDENTIFYING or name in FUTURE:
+                    continue
+                kind = str(kind)
+                cast = "DOUBLE" if kind.startswith("DECIMAL") else "TIMESTAMP" if kind == "DATE" else None
+                select.append(f"CAST({quote_ident(name)} AS {cast}) AS {quote_ident(name)}" if cast else quote_ident(name))
+            out[t] = rel.select(", ".join(select)).df()
     return out
 
 
@@ -134,7 +143,7 @@ def build_tpch(out_dir: Path, name: str = "tpch", scale: float = 0.01) -> Path:
     folder = write_dataset(
         Path(out_dir) / name, name, keyed.tables, keyed.specs,
         val_timestamp=VAL_TIMESTAMP, test_timestamp=TEST_TIMESTAMP,
-        description=f"TPC-H at scale factor {scale} (tpchgen-cli {version('tpchgen-cli')}).",
+        description=f"TPC-H at scale factor {scale} ({generator_version()}).",
     )
     cid = keyed.specs["customer"].pkey
     fk = next(c for c, p in keyed.specs["orders"].fkeys.items() if p == "customer")
