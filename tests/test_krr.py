@@ -249,3 +249,24 @@ def test_regression_labels_stay_inside_the_train_targets_range(fixture) -> None:
     reg, hist = _distill(fixture, "regression", "v", steps=10, lr=5.0)  # steps large enough to overshoot
     train = fixture[5]["v"]
     assert train.min() - 1e-5 <= reg.y.min() and reg.y.max() <= train.max() + 1e-5
+
+
+def test_every_solve_is_bounded_by_the_support_caps(fixture, monkeypatch) -> None:
+    """Steps and validation alike solve on at most support_size target nodes (pseudo-label
+    solves on pseudo_support_size per table), however many synthetic rows there are."""
+    import t2g_lib.krr as krr
+
+    sizes: list[int] = []
+    real = krr._krr_weights
+
+    def recording(k_ss, y_s, ridge):
+        sizes.append(k_ss.shape[0])
+        return real(k_ss, y_s, ridge)
+
+    monkeypatch.setattr(krr, "_krr_weights", recording)
+    _distill(fixture, steps=4, eval_every=2, support_size=4, pseudo_support_size=3)
+    assert sizes and max(sizes) == 4  # 6 synthetic customers, 9 order items: each solve capped
+    assert 3 in sizes
+    sizes.clear()
+    _distill(fixture, steps=4, eval_every=2)  # default caps: every synthetic row takes part
+    assert max(sizes) == 9
