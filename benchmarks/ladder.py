@@ -120,6 +120,8 @@ def report(database: str, path: Path) -> str:
     lines = ["| task | budget | rung / method | model | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
              "| GNN val | labelled seeds | bytes | distill s | seeds | commits |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows["budget"] = rows["ratio"].astype(float)
+    rows = rows.sort_values(["task", "budget"], kind="stable")  # rows keep their first-run order within a budget
     for (task, ratio, variant, model), g in rows.groupby(["task", "ratio", "variant", "model"], sort=False):
         lines.append(
             f"| {task} | {ratio} | {variant} | {model} | {g['metric'].iloc[0]} | {g['test'].mean():.4f} ± {g['test'].std(ddof=0):.4f} "
