@@ -32,6 +32,7 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "2. + rows as 16 float16 components (more rows, same bytes)": ({}, {"age_init": "block_median"}),
     "3. + children start at real examples' ages (shipped)": ({}, {}),
     "4. + no pseudo-label term": ({}, {"beta": 0.0}),
+    "5. start from the herding coreset, not the centroids": ({}, {"start": "herding"}),
 }
 SHIPPED = "3. + children start at real examples' ages (shipped)"
 

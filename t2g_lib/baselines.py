@@ -21,7 +21,8 @@ import numpy as np
 from relbench.base import Database
 
 from t2g_lib.graph import SyntheticGraph
-from t2g_lib.krr import init_from_centroids, label_targets
+from t2g_lib.krr import label_targets
+from t2g_lib.krr_start import init_from_centroids
 from t2g_lib.models import ModelSpec
 from t2g_lib.pretrain import PretrainResult
 from t2g_lib.selectors import select_herding, select_kcenter, select_random

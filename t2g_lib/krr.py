@@ -9,9 +9,10 @@ closed form, so one optimizer over ``(X', Y')`` suffices: no inner training loop
 Only ``batch x n'`` and ``n' x n'`` kernels are ever built, and the cached real embeddings
 are capped by the config (``steps * batch_size`` training rows, ``pseudo_batch_size *
 pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validation rows,
-so memory never grows quadratically, and beyond the validation split not with the data. Following the KRR probe in DESIGN.md,
-training starts from the block centroids and keeps the step with the best real validation
-score, the centroid start included, so distillation can only improve on it on validation.
+so memory never grows quadratically, and beyond the validation split not with the data.
+Training starts from the block centroids (DESIGN.md's KRR probe) or from a herding subgraph
+coreset (``krr_start.py``) and keeps the step with the best real validation score, the start
+included, so distillation can only improve on its start on validation.
 
 With a codec on the structure (``feature_codec``), the learned parameters are each row's
 stored coefficients and real rows are read through the codec's projection, as the
@@ -38,6 +39,7 @@ from relbench.base import Database
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
+from t2g_lib.krr_start import coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -102,44 +104,6 @@ def label_targets(
         y = y.astype(np.int64)
         return np.eye(num_classes if num_classes is not None else int(y.max()) + 1)[y]
     return y.astype(np.float64)
-
-
-def init_from_centroids(
-    structure: SyntheticGraph,
-    centroids: dict[str, np.ndarray],
-    train_labels: tuple[np.ndarray, np.ndarray],
-    seed: int,
-    noise: float,
-) -> SyntheticGraph:
-    """Centroid start: each synthetic node's block centroid (+ noise), mean label per block.
-
-    ``train_labels = (entity_block, targets)``: the cluster of each labelled example's entity
-    row and its ``label_targets``. A target block without labelled examples gets the overall
-    mean. ``noise`` scales gaussian noise by the std of the table's centroid entries, so
-    nodes of one block start apart. Tables without ``blocks`` keep their ``x``.
-    """
-    rng = np.random.default_rng(seed)
-    x: dict[str, np.ndarray] = {}
-    for table in structure.schema.tables:
-        if table in structure.blocks:
-            cent = np.asarray(centroids[table], dtype=np.float32)
-            base = cent[np.asarray(structure.blocks[table], dtype=np.int64)]
-            scale = float(cent.std()) if cent.size else 0.0
-        else:
-            base = np.asarray(structure.x[table], dtype=np.float32)
-            scale = float(base.std()) if base.size else 0.0
-        x[table] = (base + noise * scale * rng.standard_normal(base.shape)).astype(np.float32)
-    entity_block, targets = (np.asarray(a) for a in train_labels)
-    overall = targets.mean(axis=0)
-    syn_blocks = np.asarray(structure.blocks[structure.target_table], dtype=np.int64)
-    y = np.empty((len(syn_blocks),) + targets.shape[1:], dtype=np.float64)
-    for b in np.unique(syn_blocks):
-        members = entity_block == b
-        y[syn_blocks == b] = targets[members].mean(axis=0) if members.any() else overall
-    return SyntheticGraph(
-        structure.schema, structure.target_table, x, copy.deepcopy(structure.parents),
-        y.astype(np.float32), copy.deepcopy(structure.blocks),
-    ).with_codec(structure.codec)
 
 
 def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
@@ -209,16 +173,19 @@ def distill_features(
         return embed_real(sampler, table, rows, times, feats, config.hops, config.batch_size, dev,
                           config.aggr, config.temporal)
 
-    # --- task targets and the centroid start
+    # --- task targets and the start
     train, val, num_classes = _labelled(task, kind)
     multiclass = kind == MULTICLASS
     train_ent = train[task.entity_col].to_numpy(dtype=np.int64)
     train_time = to_seconds(train[task.time_col])
     targets = label_targets(train, task.target_col, kind, num_classes)
     ent_blocks = np.asarray(pseudo_labels[task.entity_table], dtype=np.int64)[train_ent]
-    start = init_from_centroids(
-        structure, centroids, (ent_blocks, targets), config.seed, config.init_noise
-    )
+    if config.start == "centroids":
+        start = init_from_centroids(structure, centroids, (ent_blocks, targets), config.seed, config.init_noise)
+    elif config.start == "herding":
+        start = coreset_start(db, features, structure, centroids, task, config.seed, num_classes)
+    else:
+        raise ValueError(f"unknown KRR start {config.start!r}: 'centroids' or 'herding'")
     space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
@@ -233,13 +200,13 @@ def distill_features(
     )
     y_val = val[task.target_col].to_numpy()
     pseudo_sides = {} if config.beta <= 0 else pseudo_label_sides(
-        structure, pseudo_labels, {t: len(c) for t, c in centroids.items()}, sampler, embed,
+        start, pseudo_labels, {t: len(c) for t, c in centroids.items()}, sampler, embed,
         int(train_time.max()), config.pseudo_batch_size * config.pseudo_pool_batches, pseudo_rng, dev,
     )
 
     # --- synthetic side, learnable
     syn = start.to_hetero().to(dev)
-    codec = structure.codec
+    codec = start.codec
     # With a codec the learned parameters are the stored coefficients: x = coef @ basis + mean.
     x_syn = {
         gs.node_type(t): torch.nn.Parameter(torch.as_tensor(
@@ -254,7 +221,12 @@ def distill_features(
     # target table start from the recency of a real example of their parent's block
     # (``age_init="examples"``); every other row from its block's median real age.
     log_age: dict[str, torch.nn.Parameter] = {}
-    if config.temporal:
+    if config.temporal and start.age:  # a coreset start carries its real rows' ages
+        for t, days in start.age.items():
+            if np.isfinite(days).any():
+                days = np.where(np.isfinite(days), days, np.nanmedian(days)).astype(np.float32)
+                log_age[gs.node_type(t)] = torch.nn.Parameter(torch.as_tensor(np.log1p(days), device=dev))
+    elif config.temporal:
         probe = pool[: min(len(pool), 4 * config.batch_size)]
         medians = block_ages(sampler, task.entity_table, train_ent[probe], train_time[probe], pseudo_labels,
                              feats, config.batch_size)
@@ -307,7 +279,7 @@ def distill_features(
     best = snapshot()
     history["val"].append([0, best_score])
     history["start_score"] = best_score
-    log(f"KRR distillation: start (centroids) val {history['metric']} = {best_score:.4f}")
+    log(f"KRR distillation: start ({config.start}) val {history['metric']} = {best_score:.4f}")
 
     n_pool = task_side.z.shape[0]
     for step in range(1, config.steps + 1):
@@ -351,8 +323,8 @@ def distill_features(
     out = SyntheticGraph(
         gs, structure.target_table,
         x_out if codec is None else {t: codec.decode(t, c) for t, c in x_out.items()},
-        copy.deepcopy(structure.parents), space.from_param(best_y).astype(np.float32),
-        copy.deepcopy(structure.blocks),
+        copy.deepcopy(start.parents), space.from_param(best_y).astype(np.float32),
+        copy.deepcopy(start.blocks),
         {gs.table_of(nt): a.clamp(min=0).cpu().numpy() for nt, a in best_age.items()},
     ).with_codec(codec)
     history.update(best_step=best_step, best_score=best_score,

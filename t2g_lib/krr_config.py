@@ -29,3 +29,4 @@ class KRRConfig:
     support_size: int = 2048  # synthetic target nodes in one step's (and validation's) KRR solve
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
+    start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples

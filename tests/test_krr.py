@@ -15,7 +15,8 @@ from sklearn.kernel_ridge import KernelRidge
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.train import train_distilled
 from t2g_lib.kernels import get_kernel
-from t2g_lib.krr import KRRConfig, distill_features, init_from_centroids, krr_predict, label_targets
+from t2g_lib.krr import KRRConfig, distill_features, krr_predict, label_targets
+from t2g_lib.krr_start import coreset_start, init_from_centroids, nearest_blocks
 from t2g_lib.task_data import TaskData
 
 T0 = pd.Timestamp("2021-03-01")
@@ -270,3 +271,35 @@ def test_every_solve_is_bounded_by_the_support_caps(fixture, monkeypatch) -> Non
     sizes.clear()
     _distill(fixture, steps=4, eval_every=2)  # default caps: every synthetic row takes part
     assert max(sizes) == 9
+
+
+def test_herding_start_is_the_coreset_until_it_moves(fixture) -> None:
+    """``start="herding"``: KRR starts from the herding subgraph coreset in the structure's
+    bytes (real rows, edges and ages, nodes in their nearest centroid's block) and, as from
+    centroids, keeps that start when nothing improves on it."""
+    db, features, pseudo, cents, structure, train, val = fixture
+    frozen, fh = _distill(fixture, lr=0.0, steps=6, eval_every=3, start="herding")
+    assert fh["best_step"] == 0
+    task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
+    start = coreset_start(db, features, structure, cents, task, 0)
+    assert start.nbytes() <= structure.nbytes()
+    for t in structure.schema.tables:
+        np.testing.assert_array_equal(frozen.x[t], start.x[t])
+        np.testing.assert_array_equal(frozen.blocks[t], nearest_blocks(start.x[t], cents[t]))
+    for rel, parents in start.parents.items():
+        np.testing.assert_array_equal(frozen.parents[rel], parents)
+    for t, days in frozen.age.items():
+        np.testing.assert_allclose(days, start.age[t], rtol=1e-5)
+    assert set(frozen.age) == {t for t, d in start.age.items() if np.isfinite(d).any()} != set()
+    np.testing.assert_allclose(frozen.y, np.clip(start.y, 1e-3, 1 - 1e-3), rtol=1e-5)
+    moved, mh = _distill(fixture, start="herding", beta=0.5)
+    assert all(p > 0.0 for p in mh["pseudo_loss"])  # nearest-centroid blocks feed the pseudo-label term
+    assert mh["start_score"] == fh["start_score"]
+    with pytest.raises(ValueError, match="unknown KRR start"):
+        _distill(fixture, start="medoids")
+
+
+def test_nearest_blocks() -> None:
+    cents = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32)
+    x = np.array([[1.0, 1.0], [9.0, -1.0], [0.5, 8.0], [6.0, 0.0]], dtype=np.float32)
+    np.testing.assert_array_equal(nearest_blocks(x, cents, chunk=3), [0, 1, 2, 1])
