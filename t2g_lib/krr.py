@@ -182,8 +182,10 @@ def distill_features(
     ent_blocks = np.asarray(pseudo_labels[task.entity_table], dtype=np.int64)[train_ent]
     if config.start == "centroids":
         start = init_from_centroids(structure, centroids, (ent_blocks, targets), config.seed, config.init_noise)
-    elif config.start == "herding":
-        start = coreset_start(db, features, structure, centroids, task, config.seed, num_classes)
+    elif config.start == "herding":  # in the bytes the centroid start's graph takes, its ages included
+        ages = 4 * sum(len(structure.x[t]) for t in gs.tables if config.temporal and sampler.times[t] is not None)
+        start = coreset_start(db, features, structure, centroids, task, config.seed, structure.nbytes() + ages,
+                              num_classes)
     else:
         raise ValueError(f"unknown KRR start {config.start!r}: 'centroids' or 'herding'")
     space = LabelSpace.fit(kind, targets)

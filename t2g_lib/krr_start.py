@@ -83,12 +83,14 @@ def coreset_start(
     centroids: dict[str, np.ndarray],
     task: TaskData,
     seed: int,
+    budget: int,
     num_classes: int | None = None,
     spec: ModelSpec = ModelSpec(),
 ) -> SyntheticGraph:
-    """The herding subgraph coreset in ``structure``'s bytes, its nodes in their nearest
-    centroid's block; a multiclass ``y`` is widened to ``num_classes`` columns."""
-    graph = subgraph_coreset(select_herding, db, features, structure, task, seed, spec)
+    """The herding subgraph coreset in ``budget`` bytes, stored as ``structure`` stores rows,
+    its nodes in their nearest centroid's block; a multiclass ``y`` is widened to
+    ``num_classes`` columns."""
+    graph = subgraph_coreset(select_herding, db, features, structure, task, seed, spec, budget=budget)
     blocks = {t: nearest_blocks(graph.x[t], centroids[t]) for t in structure.blocks if t in centroids}
     y = np.asarray(graph.y)
     if y.ndim == 2 and num_classes is not None and y.shape[1] < num_classes:

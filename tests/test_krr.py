@@ -281,8 +281,9 @@ def test_herding_start_is_the_coreset_until_it_moves(fixture) -> None:
     frozen, fh = _distill(fixture, lr=0.0, steps=6, eval_every=3, start="herding")
     assert fh["best_step"] == 0
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
-    start = coreset_start(db, features, structure, cents, task, 0)
-    assert start.nbytes() <= structure.nbytes()
+    centroid_run, _ = _distill(fixture, lr=0.0, steps=6, eval_every=3)
+    start = coreset_start(db, features, structure, cents, task, 0, centroid_run.nbytes())
+    assert frozen.nbytes() <= centroid_run.nbytes()  # the centroid start's bytes, ages included
     for t in structure.schema.tables:
         np.testing.assert_array_equal(frozen.x[t], start.x[t])
         np.testing.assert_array_equal(frozen.blocks[t], nearest_blocks(start.x[t], cents[t]))
