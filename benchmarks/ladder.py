@@ -33,6 +33,8 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "3. + children start at real examples' ages (shipped)": ({}, {}),
     "4. + no pseudo-label term": ({}, {"beta": 0.0}),
     "5. start from the herding coreset, not the centroids": ({}, {"start": "herding"}),
+    "6. herding start, checkpoint kept by the GNN's val": ({}, {"start": "herding", "select": "gnn"}),
+    "7. centroid start, checkpoint kept by the GNN's val": ({}, {"select": "gnn"}),
 }
 SHIPPED = "3. + children start at real examples' ages (shipped)"
 

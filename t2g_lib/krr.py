@@ -39,6 +39,7 @@ from relbench.base import Database
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
+from t2g_lib.krr_select import SELECTIONS, GNNJudge, gnn_checkpoints
 from t2g_lib.krr_start import coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
@@ -275,13 +276,39 @@ def distill_features(
         ages = {nt: a.detach().clone() for nt, a in (synthetic_ages() or {}).items()}
         return {nt: x.detach().clone() for nt, x in x_syn.items()}, y_syn.detach().clone(), ages
 
-    history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [], "metric": metric}
+    def as_graph(snap: tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]) -> SyntheticGraph:
+        xs, ys, ages = snap
+        x_out = {t: xs[gs.node_type(t)].cpu().numpy() for t in gs.tables}
+        return SyntheticGraph(
+            gs, structure.target_table,
+            x_out if codec is None else {t: codec.decode(t, c) for t, c in x_out.items()},
+            copy.deepcopy(start.parents), space.from_param(ys).astype(np.float32),
+            copy.deepcopy(start.blocks),
+            {gs.table_of(nt): a.clamp(min=0).cpu().numpy() for nt, a in ages.items()},
+        ).with_codec(codec)
+
+    # With select="gnn", the evaluation GNN judges a few checkpoints (krr_select.py).
+    if config.select not in SELECTIONS:
+        raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
+    judge = None if config.select == "krr" else GNNJudge(db, features, task, config.gnn_epochs, config.seed, device)
+    checks = gnn_checkpoints(config.steps, config.gnn_every) if judge else set()
+    judged: dict[int, tuple[float, tuple]] = {}  # step -> (GNN val, snapshot)
+
+    def judge_now(step: int, snap: tuple) -> None:
+        judged[step] = (judge(as_graph(snap)), snap)
+        log(f"KRR step {step}: the GNN trained on it scores val {history['metric']} {judged[step][0]:.4f}")
+
+    history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [], "metric": metric,
+                     "start": config.start, "select": config.select}
     best_score = validate()
     best_step = 0
     best = snapshot()
+    surrogate = {0: best_score}
     history["val"].append([0, best_score])
     history["start_score"] = best_score
     log(f"KRR distillation: start ({config.start}) val {history['metric']} = {best_score:.4f}")
+    if judge:
+        judge_now(0, best)
 
     n_pool = task_side.z.shape[0]
     for step in range(1, config.steps + 1):
@@ -312,23 +339,25 @@ def distill_features(
         history["loss"].append(loss.item())
         history["task_loss"].append(loss_task.item())
         history["pseudo_loss"].append(loss_pseudo.item())
-        if step % config.eval_every == 0 or step == config.steps:
-            value = validate()
+        if step % config.eval_every == 0 or step == config.steps or step in checks:
+            value = surrogate[step] = validate()
             history["val"].append([step, value])
             if is_better(value, best_score, kind):
                 best_score, best_step = value, step
                 best = snapshot()
             log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {value:.4f}")
+            if step in checks:
+                judge_now(step, snapshot())
 
-    best_x, best_y, best_age = best
-    x_out = {t: best_x[gs.node_type(t)].cpu().numpy() for t in gs.tables}
-    out = SyntheticGraph(
-        gs, structure.target_table,
-        x_out if codec is None else {t: codec.decode(t, c) for t, c in x_out.items()},
-        copy.deepcopy(start.parents), space.from_param(best_y).astype(np.float32),
-        copy.deepcopy(start.blocks),
-        {gs.table_of(nt): a.clamp(min=0).cpu().numpy() for nt, a in best_age.items()},
-    ).with_codec(codec)
+    if judge:
+        if best_step not in judged:
+            judge_now(best_step, best)
+        history["gnn_val"] = [[k, v[0]] for k, v in sorted(judged.items())]
+        sign = -1.0 if primary_metric(kind)[1] else 1.0  # the earliest of the best GNN val scores
+        best_step = min(judged, key=lambda k: (sign * judged[k][0], k))
+        best, best_score = judged[best_step][1], surrogate[best_step]
+        history["gnn_best_score"] = judged[best_step][0]
+    out = as_graph(best)
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)
     log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")

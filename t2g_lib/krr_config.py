@@ -30,3 +30,6 @@ class KRRConfig:
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
     start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples
+    select: str = "krr"  # keep the checkpoint the KRR surrogate, or "gnn": the evaluation GNN, scores best on val
+    gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
+    gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)

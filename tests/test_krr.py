@@ -16,6 +16,7 @@ from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.train import train_distilled
 from t2g_lib.kernels import get_kernel
 from t2g_lib.krr import KRRConfig, distill_features, krr_predict, label_targets
+from t2g_lib.krr_select import GNNJudge, gnn_checkpoints
 from t2g_lib.krr_start import coreset_start, init_from_centroids, nearest_blocks
 from t2g_lib.task_data import TaskData
 
@@ -304,3 +305,24 @@ def test_nearest_blocks() -> None:
     cents = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32)
     x = np.array([[1.0, 1.0], [9.0, -1.0], [0.5, 8.0], [6.0, 0.0]], dtype=np.float32)
     np.testing.assert_array_equal(nearest_blocks(x, cents, chunk=3), [0, 1, 2, 1])
+
+
+def test_gnn_selection_keeps_the_checkpoint_the_gnn_scores_best(fixture) -> None:
+    """``select="gnn"``: the evaluation GNN judges the start, every ``gnn_every``-th step, the
+    last and the surrogate's best; the kept graph is the one it scored best on real val."""
+    db, features, pseudo, cents, structure, train, val = fixture
+    out, hist = _distill(fixture, steps=20, eval_every=5, select="gnn", gnn_every=10, gnn_epochs=10)
+    judged = dict((int(s), v) for s, v in hist["gnn_val"])
+    assert {0, 10, 20, hist["val"][max(range(len(hist["val"])), key=lambda i: hist["val"][i][1])][0]} <= set(judged)
+    assert hist["gnn_best_score"] == max(judged.values()) == judged[hist["best_step"]]
+    assert hist["best_score"] == dict(hist["val"])[hist["best_step"]]  # the surrogate's score of that step
+    task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
+    assert GNNJudge(db, features, task, epochs=10, seed=0)(out) == pytest.approx(hist["gnn_best_score"])
+    with pytest.raises(ValueError, match="checkpoint selection"):
+        _distill(fixture, select="test")
+
+
+def test_gnn_checkpoints() -> None:
+    assert gnn_checkpoints(300, 100) == {0, 100, 200, 300}
+    assert gnn_checkpoints(250, 100) == {0, 100, 200, 250}
+    assert gnn_checkpoints(30, 0) == {0, 30}
