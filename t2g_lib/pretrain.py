@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 HEAD_TEMPERATURE = 5.0  # logit scale of a head initialised at its clustering
+ASSIGN_CHUNK = 65536  # rows argsorted at once by the capacity-limited assignment
 
 if TYPE_CHECKING:
     from relbench.base import Database
@@ -142,7 +143,11 @@ def _capacity_assign(d: np.ndarray, cap: int) -> np.ndarray:
     so this ends within k rounds; ``cap * k >= n`` guarantees every row is placed.
     """
     n, k = d.shape
-    order = np.argsort(d, axis=1, kind="stable")
+    # Each row's centroids by distance, argsorted a chunk of rows at a time into the smallest
+    # integer type that holds k: n x k int64 ranks were the largest array of an assignment.
+    order = np.empty((n, k), dtype=np.min_scalar_type(max(k - 1, 0)))
+    for i in range(0, n, ASSIGN_CHUNK):
+        order[i : i + ASSIGN_CHUNK] = np.argsort(d[i : i + ASSIGN_CHUNK], axis=1, kind="stable")
     rank = np.zeros(n, dtype=np.int64)
     labels = np.full(n, -1, dtype=np.int64)
     counts = np.zeros(k, dtype=np.int64)

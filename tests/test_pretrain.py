@@ -177,3 +177,22 @@ def test_balance_guard_splits_a_dominant_cluster() -> None:
         assert counts.max() <= 500 and (counts > 0).all()
     same = balanced_kmeans(np.zeros((101, 3)), 4, 0.5, 0, 1000, 1)
     assert (np.bincount(same, minlength=4) > 0).all()
+
+
+def test_capacity_assignment_in_chunks_is_the_whole_assignment(monkeypatch) -> None:
+    """Ranks are argsorted a chunk of rows at a time into a small integer type; the
+    assignment equals the one from whole-array int64 ranks, and no cluster exceeds its cap."""
+    import t2g_lib.pretrain as pretrain
+
+    rng = np.random.default_rng(0)
+    d = rng.random((1000, 7)) ** 3  # skewed: most rows want the same few centroids
+    whole = pretrain._capacity_assign(d, cap=150)
+    monkeypatch.setattr(pretrain, "ASSIGN_CHUNK", 33)
+    chunked = pretrain._capacity_assign(d, cap=150)
+    np.testing.assert_array_equal(chunked, whole)
+    assert np.bincount(whole, minlength=7).max() <= 150 and (whole >= 0).all()
+    # The reference: rows propose in the int64 rank order of the previous implementation.
+    order = np.argsort(d, axis=1, kind="stable")
+    first = order[:, 0]
+    taken = np.bincount(first, minlength=7) <= 150
+    np.testing.assert_array_equal(whole[taken[first]], first[taken[first]])
