@@ -46,6 +46,8 @@ class PretrainConfig:
     ``rows_per_step`` random rows per table go through the row encoder with gradients;
     the other rows reuse their embeddings from the round's k-means pass (historical
     embeddings), which keeps a Lahman-size step to seconds without changing the graph.
+    A database of more than ``full_graph_rows`` rows trains instead on ``tree_steps`` steps
+    per epoch over sampled trees of ``tree_seeds`` rows per table (``pretrain_trees.py``).
     """
 
     dim: int = 32
@@ -60,6 +62,10 @@ class PretrainConfig:
     kmeans_n_init: int = 4
     whiten_dims: int | None = None
     rows_per_step: int = 8192
+    full_graph_rows: int = 1_000_000  # above it, steps train on sampled trees (pretrain_trees.py)
+    tree_seeds: int = 1024  # per table and step, on sampled trees
+    tree_neighbors: list[int] = field(default_factory=lambda: [4, 4])  # children per relation per hop
+    tree_steps: int = 4  # optimizer steps per epoch on sampled trees
     seed: int = 0
 
     @property
@@ -325,6 +331,7 @@ class _ClusterTrainer:
 
         from t2g_lib.encoder import ClusterGNN, RowEncoder
         from t2g_lib.graph import build_reg
+        from t2g_lib.pretrain_trees import TreeBatches
 
         torch.manual_seed(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
@@ -341,6 +348,8 @@ class _ClusterTrainer:
         self.heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in self.ks).to(self.dev)
         self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.gnn.parameters()], lr=config.lr)
         self.adj = self.gnn.adjacency(graph, self.dev)
+        big = sum(tt.n_rows for tt in tokens.table_tokens) > config.full_graph_rows
+        self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed) if big else None
 
     def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
         """k-means of every table on the current GNN outputs; heads restart from it."""
@@ -379,24 +388,29 @@ class _ClusterTrainer:
         import torch
         import torch.nn.functional as F
 
+        from t2g_lib.pretrain_trees import tree_loss
+
         labels = [torch.as_tensor(y, device=self.dev) for y in labels_np]
         weights = [_class_weights(y, k) for y, k in zip(labels, self.ks)]
         head_opt = torch.optim.Adam(self.heads.parameters(), lr=self.config.lr)  # heads were re-set
         trained = [k > 1 for k in self.ks]
         self.encoder.train(), self.gnn.train()
         losses = []
-        for _ in range(steps):
+        for _ in range(steps * (1 if self.trees is None else self.config.tree_steps)):
             if not any(trained):
                 break
             self.opt.zero_grad(), head_opt.zero_grad()
-            hs = self.gnn(self.encode_step(embs), self.adj)
-            loss = torch.stack(
-                [
-                    F.cross_entropy(head(h), y, weight=w)
-                    for head, h, y, w, ok in zip(self.heads, hs, labels, weights, trained)
-                    if ok
-                ]
-            ).mean()
+            if self.trees is not None:
+                loss = tree_loss(self, self.trees, labels, weights, trained)
+            else:
+                hs = self.gnn(self.encode_step(embs), self.adj)
+                loss = torch.stack(
+                    [
+                        F.cross_entropy(head(h), y, weight=w)
+                        for head, h, y, w, ok in zip(self.heads, hs, labels, weights, trained)
+                        if ok
+                    ]
+                ).mean()
             loss.backward()
             self.opt.step(), head_opt.step()
             losses.append(loss.item())

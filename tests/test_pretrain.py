@@ -196,3 +196,28 @@ def test_capacity_assignment_in_chunks_is_the_whole_assignment(monkeypatch) -> N
     first = order[:, 0]
     taken = np.bincount(first, minlength=7) <= 150
     np.testing.assert_array_equal(whole[taken[first]], first[taken[first]])
+
+
+TREES = PretrainConfig(clusters={"keys": 3, CHILD: 3}, seed=7, full_graph_rows=0, tree_seeds=64, tree_steps=2)
+
+
+def test_sampled_tree_steps_for_large_databases(setup, result: PretrainResult) -> None:
+    """Above ``full_graph_rows`` rows, steps train on sampled trees: the documented outputs,
+    the balance bound, the planted groups and the seed's determinism hold as for full-graph
+    steps, and below it nothing changes (``result`` trained full-graph steps)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    db, tokens, groups = setup
+    trees = pretrain_clusters(db, tokens, TREES, log=lambda _: None)
+    again = pretrain_clusters(db, tokens, TREES, log=lambda _: None)
+    assert len(trees.history["loss"]) == TREES.epochs * TREES.tree_steps
+    assert trees.history["loss"] == again.history["loss"]
+    assert trees.history["loss"] != result.history["loss"][: len(trees.history["loss"])]
+    for t in trees.tables:
+        n = len(db.table_dict[t].df)
+        y = trees.pseudo_labels[t]
+        assert trees.embeddings[t].shape == (n, TREES.embedding_dim)
+        assert trees.embeddings[t].tobytes() == again.embeddings[t].tobytes()
+        assert np.bincount(y).max() / n <= max(TREES.max_cluster_share, np.ceil(n / len(np.unique(y))) / n) + 1e-12
+    for t, g in groups.items():
+        assert adjusted_rand_score(g, trees.pseudo_labels[t]) > 0.3, t
