@@ -357,8 +357,17 @@ def distill_features(
         best_step = min(judged, key=lambda k: (sign * judged[k][0], k))
         best, best_score = judged[best_step][1], surrogate[best_step]
         history["gnn_best_score"] = judged[best_step][0]
-    out = as_graph(best)
+    out, history["kept"] = as_graph(best), "krr"
+    log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")
+    if judge and config.coreset_fallback and config.start != "herding":
+        # Real examples at the same bytes, judged by the same GNN: kept when they score higher.
+        coreset = coreset_start(db, features, structure, centroids, task, config.seed, out.nbytes(), num_classes)
+        history["coreset_gnn_val"] = judge(coreset)
+        log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
+            f"{history['coreset_gnn_val']:.4f}")
+        if is_better(history["coreset_gnn_val"], history["gnn_best_score"], kind):
+            out, history["kept"] = coreset, "herding_coreset"
+            log("kept the herding coreset: it beats every KRR checkpoint on val")
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)
-    log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")
     return out, history

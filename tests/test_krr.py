@@ -326,3 +326,26 @@ def test_gnn_checkpoints() -> None:
     assert gnn_checkpoints(300, 100) == {0, 100, 200, 300}
     assert gnn_checkpoints(250, 100) == {0, 100, 200, 250}
     assert gnn_checkpoints(30, 0) == {0, 30}
+
+
+@pytest.mark.parametrize("prefers_coreset", [True, False])
+def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeypatch, prefers_coreset) -> None:
+    """``coreset_fallback``: the herding coreset in the distilled graph's bytes is judged too
+    and replaces the KRR graph only when it scores higher. The judge is replaced by one that
+    scores a graph by its count of labelled examples, negated or not (the coreset holds fewer
+    here than the 6 synthetic customers), so both outcomes are built deterministically."""
+    import t2g_lib.krr as krr
+
+    sign = -1.0 if prefers_coreset else 1.0
+    monkeypatch.setattr(krr.GNNJudge, "__call__", lambda self, g: sign * len(g.y))
+    out, hist = _distill(fixture, steps=10, eval_every=5, select="gnn", gnn_every=5, coreset_fallback=True)
+    structure = fixture[4]
+    n_coreset = sign * hist["coreset_gnn_val"]
+    assert 1 <= n_coreset < len(structure.y)
+    if prefers_coreset:
+        assert hist["kept"] == "herding_coreset" and len(out.y) == n_coreset
+        assert set(out.blocks) == set(structure.blocks) and out.age
+    else:
+        assert hist["kept"] == "krr" and len(out.y) == len(structure.y)
+    _, plain = _distill(fixture, steps=10, eval_every=5)
+    assert plain["kept"] == "krr" and "coreset_gnn_val" not in plain
