@@ -78,7 +78,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 graphs[rung], hist = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                                       db, task, KRRConfig(seed=seed, **knobs), log=progress)
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
-                              "distill_seconds": time.perf_counter() - t0}
+                              "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
             if baselines and rungs and not finished(name, ratio, "herding_subgraphs", seed):
@@ -98,7 +98,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                        "metric": metric, "test": r.value, "val": r.val_value, "trivial": table.attrs["trivial_score"],
                        "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
-                       "bytes": int(r.storage_bytes),
+                       "bytes": int(r.storage_bytes), "kept": info[r.method].get("kept"),
                        "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table])}
                 with out.open("a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
