@@ -221,3 +221,26 @@ def test_sampled_tree_steps_for_large_databases(setup, result: PretrainResult) -
         assert np.bincount(y).max() / n <= max(TREES.max_cluster_share, np.ceil(n / len(np.unique(y))) / n) + 1e-12
     for t, g in groups.items():
         assert adjusted_rand_score(g, trees.pseudo_labels[t]) > 0.3, t
+
+
+def test_tree_batches_are_bounded_whatever_the_table_size(setup) -> None:
+    """A step on sampled trees holds at most ``tree_seeds`` trees, each with at most its
+    parents and ``tree_neighbors[h]`` children per relation at hop h: a bound set by the
+    schema and the config, not by the rows (the guard against steps that grow with data)."""
+    from t2g_lib.graph import GraphSchema
+    from t2g_lib.pretrain_trees import TreeBatches
+
+    db, _, _ = setup
+    gs = GraphSchema.from_database(db)
+    fanout = [2, 3]
+    batches = TreeBatches(db, fanout, seeds=16, seed=0)
+    per_node = [1 + sum(r.child == t for r in gs.relations) for t in gs.tables]  # a node and its parents
+    children = max(sum(r.parent == t for r in gs.relations) for t in gs.tables)
+    bound = 16
+    for f in fanout:
+        bound *= max(per_node) + children * f
+    for table in gs.tables:
+        sub, rows = batches.draw(table)
+        assert len(rows) == min(16, len(db.table_dict[table].df))
+        assert sum(sub[nt].num_nodes for nt in sub.node_types) <= bound
+        np.testing.assert_array_equal(sub[gs.node_type(table)].n_id[: len(rows)].numpy(), rows)
