@@ -156,7 +156,7 @@ def report(rows: list[dict]) -> str:
         lines.append(f"| {r['database']} | {r['rows']:,} | " + " | ".join(cells)
                      + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | {r['rows'] / r['distill_seconds']:,.0f}"
                      f" | {r['commit']} |")
-    tpch = sorted((r for r in rows if r["scale"] is not None), key=lambda r: r["rows"])
+    tpch = latest_tpch(rows)
     n = [r["rows"] for r in tpch]
     fits = [f"- whole distillation: time slope {slope(n, [r['distill_seconds'] for r in tpch]):.2f}, "
             f"memory slope {slope(n, [r['peak_rss'] for r in tpch]):.2f}"]
@@ -165,8 +165,16 @@ def report(rows: list[dict]) -> str:
         sec = [next(x["seconds"] for x in r["stages"] if x["stage"] == s) for r in have]
         fits.append(f"- {s}: time slope {slope([r['rows'] for r in have], sec):.2f}")
     return ("\n".join(lines) + "\n\nPer stage: seconds (memory the stage added above what the process held when "
-            "it started, GiB). Peak GiB: the whole run's resident memory at its highest.\n\nFitted log-log slopes against rows on TPC-H (1.0 = linear):\n\n"
+            "it started, GiB). Peak GiB: the whole run's resident memory at its highest. A database measured "
+            "again (``--remeasure``) has a row per commit.\n\nFitted log-log slopes against rows on TPC-H, "
+            "the latest measurement of each scale (1.0 = linear):\n\n"
             + "\n".join(fits) + "\n")
+
+
+def latest_tpch(rows: list[dict]) -> list[dict]:
+    """The last measurement of each TPC-H scale, by rows."""
+    latest = {r["database"]: r for r in rows if r["scale"] is not None}
+    return sorted(latest.values(), key=lambda r: r["rows"])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -175,7 +183,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tpch = sorted((r for r in rows if r["scale"] is not None), key=lambda r: r["rows"])
+    tpch = latest_tpch(rows)
     if not tpch:
         return
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -201,13 +209,14 @@ def main() -> None:
     ap.add_argument("--ratio", default="0.01")
     ap.add_argument("--interval", type=float, default=0.5, help="seconds between memory samples")
     ap.add_argument("--report", action="store_true", help="run nothing: write the table and plot")
+    ap.add_argument("--remeasure", action="store_true", help="measure databases again (a row per commit)")
     args = ap.parse_args()
     if not args.report:
         done = {(r["database"], r["ratio"]) for r in read_jsonl(OUT)}
         todo = [("tpch", float(s)) for s in args.scales.split(",") if s] + ([("lahman", None)] if args.lahman else [])
         for database, scale in todo:
             name = f"tpch-sf{scale:g}" if scale is not None else database
-            if (name, args.ratio) in done:
+            if (name, args.ratio) in done and not args.remeasure:
                 continue
             print(f"{time.strftime('%H:%M:%S')} {name}: distilling at {args.ratio}", flush=True)
             row = measure(database, scale, args.ratio, args.interval)
