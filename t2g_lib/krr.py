@@ -150,8 +150,10 @@ def distill_features(
 
     Returns the distilled graph (``y`` as probabilities, class probabilities or target
     values) and a history: ``loss``, ``task_loss``, ``pseudo_loss`` per step, ``val`` as
-    ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score``,
-    ``seconds``.
+    ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score`` (the
+    surrogate's val of the kept step), ``seconds`` and ``kept`` (``"krr"``, or
+    ``"herding_coreset"``); with ``select="gnn"`` also ``gnn_val`` (``[step, score]`` of the
+    judged checkpoints) and ``gnn_best_score``, with ``coreset_fallback`` ``coreset_gnn_val``.
     """
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
