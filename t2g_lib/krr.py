@@ -40,7 +40,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.krr_select import SELECTIONS, GNNJudge, gnn_checkpoints
-from t2g_lib.krr_start import coreset_start, init_from_centroids
+from t2g_lib.krr_start import STARTS, coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -155,6 +155,10 @@ def distill_features(
     ``"herding_coreset"``); with ``select="gnn"`` also ``gnn_val`` (``[step, score]`` of the
     judged checkpoints) and ``gnn_best_score``, with ``coreset_fallback`` ``coreset_gnn_val``.
     """
+    if config.start not in STARTS:
+        raise ValueError(f"unknown KRR start {config.start!r}: one of {STARTS}")
+    if config.select not in SELECTIONS:
+        raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
     if structure.target_table != task.entity_table:
@@ -185,12 +189,10 @@ def distill_features(
     ent_blocks = np.asarray(pseudo_labels[task.entity_table], dtype=np.int64)[train_ent]
     if config.start == "centroids":
         start = init_from_centroids(structure, centroids, (ent_blocks, targets), config.seed, config.init_noise)
-    elif config.start == "herding":  # in the bytes the centroid start's graph takes, its ages included
+    else:  # in the bytes the centroid start's graph takes, its ages included
         ages = 4 * sum(len(structure.x[t]) for t in gs.tables if config.temporal and sampler.times[t] is not None)
         start = coreset_start(db, features, structure, centroids, task, config.seed, structure.nbytes() + ages,
                               num_classes)
-    else:
-        raise ValueError(f"unknown KRR start {config.start!r}: 'centroids' or 'herding'")
     space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
@@ -290,8 +292,6 @@ def distill_features(
         ).with_codec(codec)
 
     # With select="gnn", the evaluation GNN judges a few checkpoints (krr_select.py).
-    if config.select not in SELECTIONS:
-        raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
     judge = None if config.select == "krr" else GNNJudge(db, features, task, config.gnn_epochs, config.seed, device)
     checks = gnn_checkpoints(config.steps, config.gnn_every) if judge else set()
     judged: dict[int, tuple[float, tuple]] = {}  # step -> (GNN val, snapshot)

@@ -19,6 +19,7 @@ from relbench.base import Database
 
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec
+from t2g_lib.pretrain import sq_dists
 from t2g_lib.selectors import select_herding
 from t2g_lib.subgraph_coreset import subgraph_coreset
 from t2g_lib.task_data import TaskData
@@ -68,11 +69,9 @@ def nearest_blocks(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> n
     """The index of each row's nearest centroid (squared euclidean), ``chunk`` rows at a time."""
     x = np.asarray(x, dtype=np.float32)
     c = np.asarray(centroids, dtype=np.float32)
-    c_sq = (c * c).sum(1)
     out = np.empty(len(x), dtype=np.int64)
     for i in range(0, len(x), chunk):
-        part = x[i : i + chunk]
-        out[i : i + chunk] = np.argmin(c_sq[None, :] - 2.0 * part @ c.T, axis=1)
+        out[i : i + chunk] = sq_dists(x[i : i + chunk], c).argmin(1)
     return out
 
 

@@ -137,7 +137,8 @@ class PretrainResult:
         )
 
 
-def _sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+def sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Squared euclidean distances of every row of ``x`` to every row of ``c``."""
     return (x * x).sum(1)[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :]
 
 
@@ -219,7 +220,7 @@ def balanced_kmeans(
             km = KMeans(k, n_init=n_init, random_state=seed)
         c = km.fit(x[fit_rows]).cluster_centers_
         for _ in range(k):
-            d = _sq_dists(x, c)
+            d = sq_dists(x, c)
             labels = d.argmin(1)
             counts = np.bincount(labels, minlength=k)
             big = int(counts.argmax())
@@ -234,7 +235,7 @@ def balanced_kmeans(
                 c[big], c[int(counts.argmin())] = halves
             else:
                 break
-        return _capacity_assign(_sq_dists(x, c), cap)
+        return _capacity_assign(sq_dists(x, c), cap)
 
 
 def _whitening(x: np.ndarray, dims: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
