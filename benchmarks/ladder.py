@@ -35,7 +35,8 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "5. start from the herding coreset, not the centroids": ({}, {"start": "herding"}),
     "6. herding start, checkpoint kept by the GNN's val": ({}, {"start": "herding", "select": "gnn"}),
     "7. centroid start, checkpoint kept by the GNN's val": ({}, {"select": "gnn"}),
-    "8. 7 + the herding coreset kept when the GNN's val prefers it": ({}, {"select": "gnn", "coreset_fallback": True}),
+    "8. 7 + the herding coreset kept when the GNN's val prefers it": ({}, {"select": "gnn", "coreset_fallback": "subgraphs"}),
+    "9. 7 + the herding histories kept when the GNN's val prefers them": ({}, {"select": "gnn", "coreset_fallback": "histories"}),
 }
 SHIPPED = "3. + children start at real examples' ages (shipped)"
 

@@ -4,7 +4,8 @@
 point. ``random_subgraphs``, ``kcenter_subgraphs``, ``herding_subgraphs``: subgraph coresets
 (``subgraph_coreset.py``) of real labelled examples chosen uniformly, by greedy k-center or
 by herding on their entities' embeddings (``selectors.py``), each with its true temporal
-neighbourhood. They replace the row coresets of earlier versions, whose children were
+neighbourhood. ``herding_histories``: herding over entities, each stored once as the history
+its labels share, with every train label it has (``seed_views.py``). They replace the row coresets of earlier versions, whose children were
 re-attached to other rows' parents and scored at chance.
 """
 
@@ -48,7 +49,7 @@ def centroid_baseline(
     return init_from_centroids(structure, centroids, (blocks, targets), seed, noise=0.0)
 
 
-BASELINES = ("centroids", "random_subgraphs", "kcenter_subgraphs", "herding_subgraphs")
+BASELINES = ("centroids", "random_subgraphs", "kcenter_subgraphs", "herding_subgraphs", "herding_histories")
 SELECTORS = {"random_subgraphs": select_random, "kcenter_subgraphs": select_kcenter, "herding_subgraphs": select_herding}
 
 
@@ -93,8 +94,9 @@ def build_baselines(
             return centroid_baseline(
                 structure, pretraining.centroids, pretraining.pseudo_labels[task.entity_table], task, seed=seed
             )
-        return subgraph_coreset(SELECTORS[name], db, pretraining.embeddings, structure, task, seed, spec,
-                                budget=budget_bytes)
+        histories = name.endswith("_histories")  # the same selector, choosing entities with all their labels
+        return subgraph_coreset(SELECTORS[name.replace("_histories", "_subgraphs")], db, pretraining.embeddings,
+                                structure, task, seed, spec, budget=budget_bytes, histories=histories)
 
     graphs, seconds = {}, {}
     for name in BASELINES:

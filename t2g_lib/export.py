@@ -125,7 +125,8 @@ def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table],
 
 def _task(tm: TaskManifest, graph: SyntheticGraph, pkey: str, label_col: str,
           val_timestamp: pd.Timestamp | str) -> tuple[TaskManifest, pa.Table]:
-    """An external task over the synthetic target rows: one soft label each, at one time.
+    """An external task over the synthetic target rows: one soft label each, at one time,
+    and each earlier label (``graph.earlier``) its shift before that time.
 
     The time is the last one whose label window (``timedelta``) closes before validation
     starts, so the labels read as training labels of the source task. The label column is
@@ -144,12 +145,14 @@ def _task(tm: TaskManifest, graph: SyntheticGraph, pkey: str, label_col: str,
     time_col = _fresh(tm.time_col or "timestamp", taken)
     window = tm.timedelta or "1 day"
     when = pd.Timestamp(val_timestamp) - pd.Timedelta(window)
-    n = len(graph.y)
-    labels = pa.table({
-        time_col: pa.array(np.full(n, when.to_datetime64().astype("datetime64[ns]"))),
-        entity_col: pa.array(np.arange(n, dtype=np.int64)),
-        label_col: _label_array(graph.y),
-    })
+    at = np.full(len(graph.y), when.to_datetime64().astype("datetime64[ns]"))
+    entity, y = np.arange(len(graph.y), dtype=np.int64), np.asarray(graph.y)
+    if graph.earlier is not None:  # each earlier label, its shift before the others
+        shift = (np.asarray(graph.earlier.shift, dtype=np.float64) * 86400e9).astype("timedelta64[ns]")
+        at = np.concatenate([at, at[:1] - shift]) if len(at) else at
+        entity = np.concatenate([entity, np.asarray(graph.earlier.node, dtype=np.int64)])
+        y = np.concatenate([y, np.asarray(graph.earlier.y, dtype=y.dtype)])
+    labels = pa.table({time_col: pa.array(at), entity_col: pa.array(entity), label_col: _label_array(y)})
     manifest = TaskManifest(
         name=tm.name,
         kind=KIND_EXTERNAL,

@@ -148,6 +148,23 @@ def build_reg(db: Database, features: dict[str, np.ndarray] | None = None):
 
 
 @dataclass
+class EarlierSeeds:
+    """Labelled examples of target nodes at earlier times: example ``i`` is node ``node[i]``
+    seen ``shift[i]`` days before the time its ages are measured from, labelled ``y[i]``.
+    Stored as int32 nodes and float32 shifts and labels, 12 bytes an example (binary)."""
+
+    node: np.ndarray
+    shift: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.node)
+
+    def nbytes(self) -> int:
+        return int(4 * len(self.node) + 4 * len(self.shift) + np.asarray(self.y, dtype=np.float32).nbytes)
+
+
+@dataclass
 class SyntheticGraph:
     """A distilled (or coreset) database: a few nodes per table, FK edges, target labels.
 
@@ -160,6 +177,9 @@ class SyntheticGraph:
     a temporal model reads (``temporal.age_days``); it is stored and counted in ``nbytes``.
     With a ``codec`` (``feature_codec.FeatureCodec``), every ``x`` lies in the codec's
     per-table subspace and is stored, and counted, as its coefficients plus the codec.
+    ``earlier`` holds further labelled examples of target nodes seen ``shift`` days before
+    their own label time (``EarlierSeeds``, ``seed_views.py``): one stored history serves
+    every label of its entity.
     """
 
     schema: GraphSchema
@@ -170,6 +190,7 @@ class SyntheticGraph:
     blocks: dict[str, np.ndarray] = field(default_factory=dict)
     age: dict[str, np.ndarray] = field(default_factory=dict)
     codec: FeatureCodec | None = None
+    earlier: EarlierSeeds | None = None
 
     def with_codec(self, codec: FeatureCodec | None) -> "SyntheticGraph":
         """This graph stored through ``codec``: each ``x`` replaced by what storing it keeps."""
@@ -189,6 +210,7 @@ class SyntheticGraph:
             total = self.codec.nbytes() + sum(len(v) * self.codec.row_bytes(t) for t, v in self.x.items())
         total += sum(len(p) * 2 * 4 for p in self.parents.values())
         total += sum(np.asarray(v, dtype=np.float32).nbytes for v in self.age.values())
+        total += 0 if self.earlier is None else self.earlier.nbytes()
         return int(total + np.asarray(self.y, dtype=np.float32).nbytes)
 
     def to_hetero(self):
@@ -229,6 +251,8 @@ class SyntheticGraph:
         arrays.update({f"blocks_{i}": self.blocks[t] for i, t in enumerate(self.schema.tables) if t in self.blocks})
         arrays.update({f"age_{i}": self.age[t] for i, t in enumerate(self.schema.tables) if t in self.age})
         arrays["y"] = np.asarray(self.y)
+        if self.earlier is not None:
+            arrays.update(earlier_node=self.earlier.node, earlier_shift=self.earlier.shift, earlier_y=self.earlier.y)
         np.savez(path / "graph.npz", **arrays)
         meta = {"schema": self.schema.to_dict(), "target_table": self.target_table,
                 "codec_precision": None if self.codec is None else self.codec.precision}
@@ -250,4 +274,5 @@ class SyntheticGraph:
             }
             age = {t: z[f"age_{i}"] for i, t in enumerate(schema.tables) if f"age_{i}" in z}
             y = z["y"]
-        return cls(schema, meta["target_table"], x, parents, y, blocks, age, codec)
+            earlier = EarlierSeeds(z["earlier_node"], z["earlier_shift"], z["earlier_y"]) if "earlier_node" in z else None
+        return cls(schema, meta["target_table"], x, parents, y, blocks, age, codec, earlier)

@@ -40,7 +40,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.krr_select import SELECTIONS, GNNJudge, gnn_checkpoints
-from t2g_lib.krr_start import STARTS, coreset_start, init_from_centroids
+from t2g_lib.krr_start import FALLBACKS, STARTS, coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -152,13 +152,15 @@ def distill_features(
     values) and a history: ``loss``, ``task_loss``, ``pseudo_loss`` per step, ``val`` as
     ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score`` (the
     surrogate's val of the kept step), ``seconds`` and ``kept`` (``"krr"``, or
-    ``"herding_coreset"``); with ``select="gnn"`` also ``gnn_val`` (``[step, score]`` of the
+    ``"herding_subgraphs"`` / ``"herding_histories"``, the ``coreset_fallback``); with ``select="gnn"`` also ``gnn_val`` (``[step, score]`` of the
     judged checkpoints) and ``gnn_best_score``, with ``coreset_fallback`` ``coreset_gnn_val``.
     """
     if config.start not in STARTS:
         raise ValueError(f"unknown KRR start {config.start!r}: one of {STARTS}")
     if config.select not in SELECTIONS:
         raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
+    if config.coreset_fallback not in FALLBACKS:
+        raise ValueError(f"unknown KRR coreset fallback {config.coreset_fallback!r}: one of {FALLBACKS}")
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
     if structure.target_table != task.entity_table:
@@ -361,14 +363,15 @@ def distill_features(
         history["gnn_best_score"] = judged[best_step][0]
     out, history["kept"] = as_graph(best), "krr"
     log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")
-    if judge and config.coreset_fallback and config.start != "herding":
+    if judge and config.coreset_fallback != "none" and config.start != "herding":
         # Real examples at the same bytes, judged by the same GNN: kept when they score higher.
-        coreset = coreset_start(db, features, structure, centroids, task, config.seed, out.nbytes(), num_classes)
+        coreset = coreset_start(db, features, structure, centroids, task, config.seed, out.nbytes(), num_classes,
+                                histories=config.coreset_fallback == "histories")
         history["coreset_gnn_val"] = judge(coreset)
         log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
             f"{history['coreset_gnn_val']:.4f}")
         if is_better(history["coreset_gnn_val"], history["gnn_best_score"], kind):
-            out, history["kept"] = coreset, "herding_coreset"
+            out, history["kept"] = coreset, f"herding_{config.coreset_fallback}"
             log("kept the herding coreset: it beats every KRR checkpoint on val")
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)

@@ -33,4 +33,4 @@ class KRRConfig:
     select: str = "krr"  # keep the checkpoint the KRR surrogate, or "gnn": the evaluation GNN, scores best on val
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
     gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)
-    coreset_fallback: bool = False  # with select="gnn": keep the herding coreset in the same bytes if it judges better
+    coreset_fallback: str = "none"  # with select="gnn": "subgraphs" or "histories", the herding coreset kept if it judges better

@@ -25,6 +25,9 @@ from t2g_lib.subgraph_coreset import subgraph_coreset
 from t2g_lib.task_data import TaskData
 
 STARTS = ("centroids", "herding")
+FALLBACKS = ("none", "subgraphs", "histories")
+"""What ``coreset_fallback`` may judge against the KRR graph: nothing, or the herding coreset
+of examples (``subgraphs``) or of entity histories (``histories``)."""
 
 
 def init_from_centroids(
@@ -85,13 +88,20 @@ def coreset_start(
     budget: int,
     num_classes: int | None = None,
     spec: ModelSpec = ModelSpec(),
+    histories: bool = False,
 ) -> SyntheticGraph:
-    """The herding subgraph coreset in ``budget`` bytes, stored as ``structure`` stores rows,
-    its nodes in their nearest centroid's block; a multiclass ``y`` is widened to
-    ``num_classes`` columns."""
-    graph = subgraph_coreset(select_herding, db, features, structure, task, seed, spec, budget=budget)
+    """The herding subgraph coreset in ``budget`` bytes (of entity histories with
+    ``histories``), stored as ``structure`` stores rows, its nodes in their nearest
+    centroid's block; a multiclass ``y`` is widened to ``num_classes`` columns."""
+    graph = subgraph_coreset(select_herding, db, features, structure, task, seed, spec, budget=budget,
+                             histories=histories)
     blocks = {t: nearest_blocks(graph.x[t], centroids[t]) for t in structure.blocks if t in centroids}
-    y = np.asarray(graph.y)
-    if y.ndim == 2 and num_classes is not None and y.shape[1] < num_classes:
-        y = np.pad(y, ((0, 0), (0, num_classes - y.shape[1])))
-    return replace(graph, blocks=blocks, y=y)
+
+    def widen(y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and num_classes is not None and y.shape[1] < num_classes:
+            return np.pad(y, ((0, 0), (0, num_classes - y.shape[1])))
+        return y
+
+    earlier = None if graph.earlier is None else replace(graph.earlier, y=widen(graph.earlier.y))
+    return replace(graph, blocks=blocks, y=widen(graph.y), earlier=earlier)

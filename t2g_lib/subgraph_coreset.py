@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from relbench.base import Database
 
-from t2g_lib.graph import SyntheticGraph
+from t2g_lib.graph import EarlierSeeds, SyntheticGraph
 from t2g_lib.metrics import MULTICLASS, task_kind
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import Selector, take
 from t2g_lib.task_data import TaskData
-from t2g_lib.temporal import TemporalSampler, age_days
+from t2g_lib.temporal import UNTIMED, TemporalSampler, age_days
 from t2g_lib.timestamps import to_seconds
 from t2g_lib.train import as_feature_tensors, label_frame
 
@@ -82,6 +82,54 @@ def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray
     return SyntheticGraph(schema, target_table, x, parents, np.asarray(y, dtype=np.float32), age=age)
 
 
+def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np.ndarray) -> SyntheticGraph:
+    """The sampled subtrees of labelled examples merged per entity into one history.
+
+    ``entity[i]`` is seed ``i``'s entity. Each entity's rows (over all its seeds' trees,
+    each row once) form one component, aged at its latest seed's time, whose label is that
+    seed's; its other seeds become ``EarlierSeeds`` shifted by how much earlier they are.
+    Target nodes come in the order of ``np.unique(entity)``.
+    """
+    seed_type = schema.node_type(target_table)
+    num_seeds = len(entity)
+    keep = _kept_nodes(sub, schema, seed_type, num_seeds)
+    _, group = np.unique(entity, return_inverse=True)
+    seed_time = sub[seed_type].seed_time.numpy()[:num_seeds]
+    anchor = np.full(group.max() + 1, np.iinfo(np.int64).min)
+    np.maximum.at(anchor, group, seed_time)
+    new_id, x, age = {}, {}, {}
+    for table in schema.tables:
+        nt = schema.node_type(table)
+        kept = np.flatnonzero(keep[nt])
+        g = group[sub[nt].batch.numpy()[kept]]
+        rows = sub[nt].n_id.numpy()[kept]
+        _, first, inverse = np.unique(g * (int(rows.max(initial=0)) + 1) + rows, return_index=True, return_inverse=True)
+        new_id[nt] = np.full(sub[nt].num_nodes, -1, dtype=np.int64)
+        new_id[nt][kept] = inverse
+        x[table] = sub[nt].x.numpy()[kept[first]].astype(np.float32)
+        t = sub[nt].time.numpy()[kept[first]]
+        days = (anchor[g[first]] - t).astype(np.float64) / 86400.0
+        age[table] = np.where(t == UNTIMED, np.nan, days).astype(np.float32)
+    parents = {}
+    for rel in schema.relations:
+        fwd, rev = schema.edge_types(rel)
+        child_nt, parent_nt = fwd[0], fwd[2]
+        pairs = np.concatenate([sub[fwd].edge_index.numpy(), sub[rev].edge_index.numpy()[::-1]], axis=1)
+        c, p = new_id[child_nt][pairs[0]], new_id[parent_nt][pairs[1]]
+        ok = (c >= 0) & (p >= 0)
+        link = np.full(len(x[rel.child]), -1, dtype=np.int64)
+        link[c[ok]] = p[ok]
+        parents[rel.index] = link
+    latest = seed_time == anchor[group]
+    label = np.zeros((len(anchor),) + np.shape(y)[1:], dtype=np.float32)
+    label[group[latest]] = np.asarray(y)[latest]
+    earlier = ~latest
+    shift = (anchor[group[earlier]] - seed_time[earlier]).astype(np.float64) / 86400.0
+    seeds = EarlierSeeds(group[earlier].astype(np.int32), shift.astype(np.float32),
+                         np.asarray(y, dtype=np.float32)[earlier])
+    return SyntheticGraph(schema, target_table, x, parents, label, age=age, earlier=seeds)
+
+
 def subgraph_coreset(
     select: Selector,
     db: Database,
@@ -92,10 +140,15 @@ def subgraph_coreset(
     spec: ModelSpec = ModelSpec(),
     max_candidates: int = 20000,
     budget: int | None = None,
+    histories: bool = False,
 ) -> SyntheticGraph:
     """The longest prefix of ``select``'s order over the train examples (on their entity
     embeddings) whose subtrees fit in ``budget`` bytes (default ``reference.nbytes()``),
-    stored as ``reference`` stores rows (its codec); at least one example."""
+    stored as ``reference`` stores rows (its codec); at least one example.
+
+    With ``histories``, ``select`` orders entities instead, and each chosen entity brings
+    every train example it has, merged into one history (``trees_to_histories``).
+    """
     kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
     train = label_frame(task.train)
@@ -108,20 +161,26 @@ def subgraph_coreset(
     sampler = TemporalSampler(db, list(spec.num_neighbors))
     feats = as_feature_tensors(features)
     schema = sampler.schema
+    # The units chosen: one example each, or one entity and all its examples.
+    unit_entity, unit_of_row = np.unique(entities, return_inverse=True) if histories else (entities, None)
 
-    def build(rows: np.ndarray) -> SyntheticGraph:
+    def build(units: np.ndarray) -> SyntheticGraph:
+        rows = np.flatnonzero(np.isin(unit_of_row, units)) if histories else units
         with torch.no_grad():
             sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
-        return trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows]).with_codec(reference.codec)
+        graph = (trees_to_histories(sub, schema, task.entity_table, entities[rows], labels[rows]) if histories
+                 else trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows]))
+        return graph.with_codec(reference.codec)
 
+    n_units = len(unit_entity)
     budget = reference.nbytes() if budget is None else int(budget)
-    probe = rng.choice(len(train), size=min(PROBE, len(train)), replace=False)
-    per_example = build(probe).nbytes() / max(len(probe), 1)
-    k = int(min(len(train), max(1, 2 * budget // max(per_example, 1))))
-    x = features[task.entity_table][entities]
+    probe = rng.choice(n_units, size=min(PROBE, n_units), replace=False)
+    per_unit = build(probe).nbytes() / max(len(probe), 1)
+    k = int(min(n_units, max(1, 2 * budget // max(per_unit, 1))))
+    x = features[task.entity_table][unit_entity]
     order = take(select, x, k, rng, max_candidates)
-    while k < len(train) and build(order).nbytes() <= budget:  # chosen examples smaller than the probe's
-        k = min(2 * k, len(train))
+    while k < n_units and build(order).nbytes() <= budget:  # chosen units smaller than the probe's
+        k = min(2 * k, n_units)
         order = take(select, x, k, np.random.default_rng([seed, k]), max_candidates)
     lo, hi = 1, len(order)  # the longest fitting prefix, by bisection (bytes grow with it)
     while lo < hi:

@@ -24,6 +24,7 @@ from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
+from t2g_lib.seed_views import seed_groups, unroll
 from t2g_lib.task_data import TaskData
 from t2g_lib.temporal import TemporalSampler, age_days, max_leak_seconds, to_seconds
 
@@ -300,7 +301,8 @@ def train_distilled(
     val_split: SampledSplit | None = None,
     eval_every: int = 10,
 ) -> TrainResult:
-    """Full-batch training on the synthetic graph only, with its soft labels.
+    """Full-batch training on the synthetic graph only, with its soft labels, and on its
+    earlier examples (``graph.earlier``), each through the view of its shift (``seed_views``).
 
     Binary: BCE against probabilities (clipped to [0, 1]); multiclass: CE against class
     probabilities (rows clipped at 0 and renormalised); regression: MSE on targets
@@ -312,7 +314,8 @@ def train_distilled(
     metric, _ = primary_metric(kind)
     data = graph.to_hetero()
     seed_type = graph.schema.node_type(graph.target_table)
-    y = np.asarray(graph.y, dtype=np.float64)
+    groups = seed_groups(graph)  # every labelled example, by the shift it reads the graph at
+    y = np.concatenate([np.asarray(g.y, dtype=np.float64) for g in groups])
     if kind == MULTICLASS:
         if y.ndim != 2:
             raise ValueError(f"multiclass synthetic labels must be (n, C) probabilities, got {y.shape}")
@@ -342,11 +345,19 @@ def train_distilled(
     target = torch.as_tensor(y, dtype=torch.float32, device=device)
     x_dict, edge_index_dict = data.x_dict, data.edge_index_dict
     ages = {nt: data[nt].age for nt in data.node_types if "age" in data[nt]} if temporal else None
+    # A graph with earlier examples is read per shift, capped as the sampler caps, in one
+    # unrolled graph (``seed_views``); any other graph (or one without ages) as stored.
+    if ages and graph.earlier is not None:
+        ex = unroll(x_dict, edge_index_dict, ages, groups, seed_type, list(spec.num_neighbors), spec.num_layers)
+        x_dict, edge_index_dict, ages, index = ex.x, ex.edge_index, ex.ages, ex.seed
+    else:
+        index = torch.as_tensor(np.concatenate([g.node for g in groups]), device=device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def train_epoch() -> float:
-        """One full-batch step on the synthetic graph; its loss."""
-        loss = task_loss(kind, model(x_dict, edge_index_dict, seed_type, None, ages), target, GNN_REGRESSION_LOSS)
+        """One full-batch step on the synthetic graph's examples; its loss."""
+        pred = model(x_dict, edge_index_dict, seed_type, None, ages)[index]
+        loss = task_loss(kind, pred, target, GNN_REGRESSION_LOSS)
         opt.zero_grad()
         loss.backward()
         opt.step()

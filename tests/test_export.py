@@ -16,7 +16,7 @@ from relbench.manifest import DatasetManifest, TableSpec, TaskManifest
 from t2g_lib.data.duck import schema_name
 from t2g_lib.data.sql import quote_ident
 from t2g_lib.export import export_distilled
-from t2g_lib.graph import SyntheticGraph
+from t2g_lib.graph import EarlierSeeds, SyntheticGraph
 from t2g_lib.sbm import budget_for, generate_sbm
 
 VAL, TEST = pd.Timestamp("2021-01-01"), pd.Timestamp("2021-06-01")
@@ -177,3 +177,21 @@ def test_a_coded_graph_exports_its_coefficients_and_the_codec_that_decodes_them(
         assert "f0" not in tb.df and coef.dtype == np.float32
         np.testing.assert_allclose(codec.decode(t, coef), g.x[t], atol=1e-6)  # the codec decodes them
         np.testing.assert_allclose(back.x[t], g.x[t], atol=1e-6)
+
+
+def test_earlier_labels_are_exported_as_training_labels_before_the_others(tmp_path):
+    """A graph whose nodes carry earlier labels (entity histories) exports every one of
+    them, each its shift in days before the time of the nodes' own labels."""
+    db = make_source(tmp_path / "src", PLAIN)
+    g = distill(db, PLAIN["target"])
+    g.earlier = EarlierSeeds(np.array([0, 0, 2], dtype=np.int32), np.array([365, 730, 30.5], dtype=np.float32),
+                             np.array([1.0, 0.0, 1.0], dtype=np.float32))
+    info = export_distilled(g, tmp_path / "out", "hist", task_manifest(PLAIN), tmp_path / "src", VAL, TEST)
+    train = relbench.load_dataset(info.relbench_dir).load_task("churn").get_table("train").df
+    assert len(train) == len(g.y) + 3
+    early = train.iloc[len(g.y):]
+    when = VAL - pd.Timedelta("30 days")
+    assert list(early[PLAIN["fk_target"]]) == [0, 0, 2]
+    assert list(when - early["timestamp"]) == [pd.Timedelta(days=365), pd.Timedelta(days=730), pd.Timedelta(hours=732)]
+    np.testing.assert_allclose(early["churn"].to_numpy(), [1.0, 0.0, 1.0])
+    assert SyntheticGraph.load(info.graph_dir).earlier.node.tolist() == [0, 0, 2]

@@ -338,12 +338,12 @@ def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeyp
 
     sign = -1.0 if prefers_coreset else 1.0
     monkeypatch.setattr(krr.GNNJudge, "__call__", lambda self, g: sign * len(g.y))
-    out, hist = _distill(fixture, steps=10, eval_every=5, select="gnn", gnn_every=5, coreset_fallback=True)
+    out, hist = _distill(fixture, steps=10, eval_every=5, select="gnn", gnn_every=5, coreset_fallback="subgraphs")
     structure = fixture[4]
     n_coreset = sign * hist["coreset_gnn_val"]
     assert 1 <= n_coreset < len(structure.y)
     if prefers_coreset:
-        assert hist["kept"] == "herding_coreset" and len(out.y) == n_coreset
+        assert hist["kept"] == "herding_subgraphs" and len(out.y) == n_coreset
         assert set(out.blocks) == set(structure.blocks) and out.age
     else:
         assert hist["kept"] == "krr" and len(out.y) == len(structure.y)
