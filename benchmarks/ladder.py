@@ -43,7 +43,7 @@ SHIPPED = "3. + children start at real examples' ages (shipped)"
 
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
         models: list[str], out: Path) -> None:
-    from t2g_lib.baselines import build_baselines
+    from t2g_lib.baselines import BASELINES, build_baselines
     from t2g_lib.evaluate import evaluate_methods
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
     from t2g_lib.krr import distill_features
@@ -82,11 +82,12 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
-            if baselines and rungs and not finished(name, ratio, "herding_subgraphs", seed):
+            todo = [b for b in BASELINES if not finished(name, ratio, b, seed)] if baselines and rungs else []
+            if todo:
                 rung = rungs[-1]
                 base = structure(rung)
                 nbytes = graphs[rung].nbytes() if rung in graphs else base.nbytes()
-                built = build_baselines(db, pre, base, task, seed, budget_bytes=nbytes)
+                built = build_baselines(db, pre, base, task, seed, budget_bytes=nbytes, names=todo)
                 graphs.update(built.graphs)
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
             if not graphs:

@@ -85,10 +85,11 @@ def build_baselines(
     log: Callable[[str], None] = lambda _: None,
     spec: ModelSpec = ModelSpec(),
     budget_bytes: int | None = None,
+    names: tuple[str, ...] | list[str] = BASELINES,
 ) -> BaselineGraphs:
     """Every baseline at ``structure``'s budget: the centroid start of KRR (on the structure
     itself) and three subgraph coresets, sampled as the evaluation model (``spec``) samples,
-    in ``budget_bytes`` (T2G's own bytes; default the structure's)."""
+    in ``budget_bytes`` (T2G's own bytes; default the structure's); ``names`` picks some."""
     def build(name: str) -> SyntheticGraph:
         if name == "centroids":
             return centroid_baseline(
@@ -99,7 +100,7 @@ def build_baselines(
                                 structure, task, seed, spec, budget=budget_bytes, histories=histories)
 
     graphs, seconds = {}, {}
-    for name in BASELINES:
+    for name in names:
         start = time.perf_counter()
         graphs[name] = build(name)
         seconds[name] = time.perf_counter() - start
