@@ -37,6 +37,7 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "7. centroid start, checkpoint kept by the GNN's val": ({}, {"select": "gnn"}),
     "8. 7 + the herding coreset kept when the GNN's val prefers it": ({}, {"select": "gnn", "coreset_fallback": "subgraphs"}),
     "9. 7 + the herding histories kept when the GNN's val prefers them": ({}, {"select": "gnn", "coreset_fallback": "histories"}),
+    "10. 9 with rows as 8 float16 components": ({"feature_dim": 8}, {"select": "gnn", "coreset_fallback": "histories"}),
 }
 SHIPPED = "3. + children start at real examples' ages (shipped)"
 
