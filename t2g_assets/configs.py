@@ -46,9 +46,12 @@ StorageParams = config_class(
     "StorageParams", StorageConfig,
     "How the graphs at a byte budget store rows (t2g_lib.feature_codec.StorageConfig).",
 )
+ABLATION = {"beta": 0.0, "select": "krr", "coreset_fallback": "none"}
+"""The ablation is T2G's own KRR graph without the pseudo-label term: no GNN judge, no coreset."""
 AblationParams = config_class(
-    "AblationParams", KRRConfig, "Knobs of the KRR distillation without the pseudo-label term (beta = 0).",
-    fixed=frozenset({"beta"}),
+    "AblationParams", KRRConfig, "Knobs of the KRR distillation without the pseudo-label term (beta = 0), "
+    "its checkpoint kept by the KRR surrogate, never replaced by a coreset.",
+    fixed=frozenset(ABLATION),
 )
 
 

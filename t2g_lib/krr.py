@@ -12,7 +12,10 @@ pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validat
 so memory never grows quadratically, and beyond the validation split not with the data.
 Training starts from the block centroids (DESIGN.md's KRR probe) or from a herding subgraph
 coreset (``krr_start.py``) and keeps the step with the best real validation score, the start
-included, so distillation can only improve on its start on validation.
+included, so distillation can only improve on its start on validation: by default the score
+of the evaluation GNN trained on a few checkpoints (``krr_select.py``), and the herding
+coreset of entity histories in the same bytes is published instead when that GNN scores it
+higher (``coreset_fallback``).
 
 With a codec on the structure (``feature_codec``), the learned parameters are each row's
 stored coefficients and real rows are read through the codec's projection, as the

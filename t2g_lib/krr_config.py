@@ -30,7 +30,7 @@ class KRRConfig:
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
     start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples
-    select: str = "krr"  # keep the checkpoint the KRR surrogate, or "gnn": the evaluation GNN, scores best on val
+    select: str = "gnn"  # keep the checkpoint the evaluation GNN ("gnn"), or the KRR surrogate ("krr"), scores best on val
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
     gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)
-    coreset_fallback: str = "none"  # with select="gnn": "subgraphs" or "histories", the herding coreset kept if it judges better
+    coreset_fallback: str = "histories"  # with select="gnn": the herding coreset of "histories" (or "subgraphs", "none") kept if it judges better

@@ -134,7 +134,7 @@ def fixture():
 def _distill(fixture, task_type: str = "binary_classification", target: str = "y", **overrides):
     db, features, pseudo, cents, structure, train, val = fixture
     params = dict(steps=20, eval_every=5, lr=0.05, batch_size=64, pseudo_batch_size=32,
-                  pseudo_pool_batches=2, num_neighbors=[4, 4])
+                  pseudo_pool_batches=2, num_neighbors=[4, 4], select="krr", coreset_fallback="none")
     cfg = KRRConfig(**{**params, **overrides})
     task = TaskData("t", task_type, "customers", "cust", "at", target, train, val, val.iloc[:0])
     return distill_features(structure, features, pseudo, cents, db, task, cfg, log=lambda _: None)
@@ -328,8 +328,9 @@ def test_gnn_checkpoints() -> None:
     assert gnn_checkpoints(30, 0) == {0, 30}
 
 
+@pytest.mark.parametrize("fallback", ["subgraphs", "histories"])
 @pytest.mark.parametrize("prefers_coreset", [True, False])
-def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeypatch, prefers_coreset) -> None:
+def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeypatch, prefers_coreset, fallback) -> None:
     """``coreset_fallback``: the herding coreset in the distilled graph's bytes is judged too
     and replaces the KRR graph only when it scores higher. The judge is replaced by one that
     scores a graph by its count of labelled examples, negated or not (the coreset holds fewer
@@ -338,13 +339,14 @@ def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeyp
 
     sign = -1.0 if prefers_coreset else 1.0
     monkeypatch.setattr(krr.GNNJudge, "__call__", lambda self, g: sign * len(g.y))
-    out, hist = _distill(fixture, steps=10, eval_every=5, select="gnn", gnn_every=5, coreset_fallback="subgraphs")
+    out, hist = _distill(fixture, steps=10, eval_every=5, select="gnn", gnn_every=5, coreset_fallback=fallback)
     structure = fixture[4]
     n_coreset = sign * hist["coreset_gnn_val"]
     assert 1 <= n_coreset < len(structure.y)
     if prefers_coreset:
-        assert hist["kept"] == "herding_subgraphs" and len(out.y) == n_coreset
+        assert hist["kept"] == f"herding_{fallback}" and len(out.y) == n_coreset
         assert set(out.blocks) == set(structure.blocks) and out.age
+        assert (out.earlier is not None) == (fallback == "histories")
     else:
         assert hist["kept"] == "krr" and len(out.y) == len(structure.y)
     _, plain = _distill(fixture, steps=10, eval_every=5)

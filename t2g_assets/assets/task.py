@@ -4,6 +4,8 @@ As in ``database.py``, the method is imported inside each asset, never at module
 the code server starts without torch; the value each asset returns is named in its docstring.
 """
 
+from typing import Any
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -16,7 +18,7 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import load_snapshot
-from t2g_assets.configs import AblationParams, KRRParams, StorageParams, krr_config
+from t2g_assets.configs import ABLATION, AblationParams, KRRParams, StorageParams, krr_config
 from t2g_assets.metadata import frame_table
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
@@ -94,7 +96,7 @@ def sbm_structure(
     )
 
 
-def _krr_asset(name: str, group: str, params: type, description: str, **fixed: float):
+def _krr_asset(name: str, group: str, params: type, description: str, **fixed: Any):
     """A KRR distillation stage: T2G itself, or an ablation with some knobs ``fixed``."""
 
     @asset(
@@ -147,7 +149,7 @@ distilled_features = _krr_asset(
 )
 ablation_features = _krr_asset(
     "ablation_features", "evaluation", AblationParams,
-    "The ablation: KRR distillation of the same structure without the pseudo-label term.", beta=0.0,
+    "The ablation: KRR distillation of the same structure without the pseudo-label term.", **ABLATION,
 )
 
 
