@@ -84,6 +84,8 @@ def evaluate_methods(
     full_bytes = full.storage_bytes if full is not None else full_nbytes(db, features, task)
 
     records: list[dict] = [] if gbm is None else [{**gbm.record, "storage_bytes": full_bytes}]
+    digests = {method: graph.fingerprint() for method, graph in methods.items()}
+    scored: dict[tuple[str, int, str], dict] = {}  # a graph published under two names trains once
     for model_name in models:
         for seed in seeds:
             reference = full.record(model_name, seed) if full is not None else None
@@ -96,12 +98,18 @@ def evaluate_methods(
                                         spec, batch_size, epochs_distilled, log)
                 records.append(splits.scored(model_name, FEW_LABELS, seed, res, full_bytes, math.nan, device))
             for method, graph in methods.items():
+                seconds = float(distill_seconds.get(method, math.nan))
+                key = (model_name, seed, digests[method])
+                if key in scored:
+                    log(f"{model_name} seed {seed}: {method} is the graph already scored, the same scores")
+                    records.append({**scored[key], "method": method, "distill_seconds": seconds})
+                    continue
                 res = train_distilled(
                     model_name, graph, epochs_distilled, seed, device, kind, spec,
                     val_split=splits.val,
                 )
-                records.append(splits.scored(model_name, method, seed, res, graph.nbytes(),
-                                             float(distill_seconds.get(method, math.nan)), device))
+                scored[key] = splits.scored(model_name, method, seed, res, graph.nbytes(), seconds, device)
+                records.append(scored[key])
 
     if not records:
         return _empty_scores(report)

@@ -9,6 +9,7 @@ is the one place that maps those internal names back to tables and foreign-key c
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -200,6 +201,16 @@ class SyntheticGraph:
 
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}
+
+    def fingerprint(self) -> str:
+        """A digest of everything a model trained on this graph reads: equal digests, equal
+        training (evaluation trains a graph published under two names once)."""
+        digest = hashlib.sha256(json.dumps([self.schema.to_dict(), self.target_table]).encode())
+        early = () if self.earlier is None else (self.earlier.node, self.earlier.shift, self.earlier.y)
+        codec = () if self.codec is None else (*self.codec.mean.values(), *self.codec.basis.values())
+        for a in (*self.x.values(), *self.parents.values(), self.y, *self.age.values(), *early, *codec):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return digest.hexdigest()
 
     def nbytes(self) -> int:
         """Storage of the distilled payload: features (float32, or the codec's coefficients

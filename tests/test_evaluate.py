@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,22 @@ def test_plots_return_png_bytes() -> None:
         assert png.startswith(PNG_MAGIC) and len(png) > 1000
     single = df[df["compression_ratio"] != 500.0]
     assert plot_retention_bars(single).startswith(PNG_MAGIC)
+
+
+def test_a_graph_published_under_two_names_is_trained_once() -> None:
+    """T2G publishes the herding histories when its GNN prefers them, the same graph as that
+    baseline: evaluation trains it once and reports it under both names; any change to the
+    graph (one label) makes it a graph of its own."""
+    fx = make_fixture("binary")
+    graph = make_graph(fx)
+    other = replace(graph, y=np.asarray(graph.y).copy())
+    other.y[0] = 1.0 - other.y[0]
+    assert graph.fingerprint() == make_graph(fx).fingerprint() != other.fingerprint()
+    lines: list[str] = []
+    df = _evaluate(fx, {"t2g": graph, "herding_histories": make_graph(fx), "changed": other}, full=False,
+                   log=lines.append)
+    rows = df.set_index("method")
+    for col in ("value", "val_value", "train_seconds"):
+        assert rows.loc["t2g", col] == rows.loc["herding_histories", col]
+    assert rows.loc["t2g", "distill_seconds"] == 1.5 and np.isnan(rows.loc["herding_histories", "distill_seconds"])
+    assert sum("already scored" in line for line in lines) == 1
