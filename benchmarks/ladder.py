@@ -104,7 +104,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                        "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
                        "bytes": int(r.storage_bytes), "kept": info[r.method].get("kept"),
-                       "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table])}
+                       "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table]),
+                       "examples": graphs[r.method].num_examples()}
                 with out.open("a") as f:
                     f.write(json.dumps(row, default=float) + "\n")
                 print(row, flush=True)

@@ -202,6 +202,10 @@ class SyntheticGraph:
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}
 
+    def num_examples(self) -> int:
+        """Labelled examples a model trains on: one per target node, plus the earlier ones."""
+        return len(self.y) + (0 if self.earlier is None else len(self.earlier))
+
     def fingerprint(self) -> str:
         """A digest of everything a model trained on this graph reads: equal digests, equal
         training (evaluation trains a graph published under two names once)."""

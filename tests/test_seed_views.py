@@ -31,7 +31,7 @@ def _histories(users: list[int]):
 
 def test_a_history_holds_each_entity_once_and_its_other_labels_as_earlier_seeds(tmp_path) -> None:
     fx, _, _, ent, times, graph = _histories([0, 1, 2])
-    assert len(graph.y) == 3 and len(graph.earlier) == len(ent) - 3
+    assert len(graph.y) == 3 and len(graph.earlier) == len(ent) - 3 and graph.num_examples() == len(ent)
     np.testing.assert_allclose(np.sort(graph.earlier.shift), np.sort([15, 15, 15, 30, 30, 30]))  # days 30, 45 before 60
     assert graph.nbytes() == SyntheticGraph(graph.schema, ENTITY, graph.x, graph.parents, graph.y,
                                             age=graph.age).nbytes() + 12 * len(ent[3:])

@@ -135,6 +135,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
                 "val_score_start": history["start_score"],
                 "val_score_best": history["best_score"],
                 "payload_bytes": graph.nbytes(),
+                "labelled_examples": graph.num_examples(),
                 "kept": history["kept"],  # "krr", or the herding coreset when its GNN val was higher
                 **{k: history[k] for k in ("gnn_best_score", "coreset_gnn_val") if k in history},
             },
