@@ -128,15 +128,17 @@ def report(database: str, path: Path) -> str:
     full = best_full(database)
     rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
     lines = ["| task | budget | rung / method | model | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
-             "| GNN val | labelled seeds | bytes | distill s | seeds | commits |",
+             "| GNN val | labelled examples | bytes | distill s | seeds | commits |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     rows["budget"] = rows["ratio"].astype(float)
+    # labelled examples: one per target node, unless the row records earlier labels too
+    rows["examples"] = rows["examples"].fillna(rows["target_nodes"]) if "examples" in rows else rows["target_nodes"]
     rows = rows.sort_values(["task", "budget"], kind="stable")  # rows keep their first-run order within a budget
     for (task, ratio, variant, model), g in rows.groupby(["task", "ratio", "variant", "model"], sort=False):
         lines.append(
             f"| {task} | {ratio} | {variant} | {model} | {g['metric'].iloc[0]} | {g['test'].mean():.4f} ± {g['test'].std(ddof=0):.4f} "
             f"| {g['retention'].mean():.3f} ± {g['retention'].std(ddof=0):.3f} | {g['krr_val'].mean():.4f} "
-            f"| {g['val'].mean():.4f} | {g['target_nodes'].mean():.0f} | {g['bytes'].mean():,.0f} "
+            f"| {g['val'].mean():.4f} | {g['examples'].mean():.0f} | {g['bytes'].mean():,.0f} "
             f"| {g['distill_seconds'].mean():.0f} | {len(g)} | {', '.join(sorted(set(g['commit'])))} |"
         )
     return "\n".join(lines) + f"\n\nRetention against the best full-data mean per task: {full}.\n"
