@@ -88,7 +88,7 @@ def build_baselines(
     names: tuple[str, ...] | list[str] = BASELINES,
 ) -> BaselineGraphs:
     """Every baseline at ``structure``'s budget: the centroid start of KRR (on the structure
-    itself) and three subgraph coresets, sampled as the evaluation model (``spec``) samples,
+    itself) and four coresets (three of examples, one of entity histories), sampled as the evaluation model (``spec``) samples,
     in ``budget_bytes`` (T2G's own bytes; default the structure's); ``names`` picks some."""
     def build(name: str) -> SyntheticGraph:
         if name == "centroids":

@@ -170,7 +170,7 @@ def baseline_graphs(
     distilled_features,
 ) -> Output:
     """``BaselineGraphs``: what T2G is compared with at its budget, the centroid start and
-    three coresets in as many bytes as T2G's distilled graph."""
+    four coresets in as many bytes as T2G's distilled graph."""
     from t2g_lib.baselines import build_baselines
 
     task = load_task(context, duckdb, raw_tables)
