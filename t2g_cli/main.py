@@ -244,6 +244,9 @@ def _print_published(chain: Chain) -> None:
     typer.echo(f"  RelBench folder {out / 'relbench'}, DuckDB {out / 'distilled.duckdb'}, PyG {out / 'graph.pt'}")
     typer.echo(f"  {sizes['distilled_bytes']:,} bytes vs {sizes.get('source_bytes', 0):,} bytes of source tables: "
                f"{sizes.get('compression_ratio', float('nan')):.1f}x smaller")
+    distilled = chain.load("distilled_features")  # which graph the GNN judge kept, and its labels
+    typer.echo(f"  graph kept: {distilled.history.get('kept', 'krr')}, "
+               f"{distilled.graph.num_examples():,} labelled examples")
 
 
 @app.command()

@@ -13,6 +13,7 @@ def test_distill_prints_where_and_how_much_smaller(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--out", str(tmp_path / "storage")])
     assert result.exit_code == 0, result.output
     assert "distilled database:" in result.output and "x smaller" in result.output
+    assert "graph kept: " in result.output and "labelled examples" in result.output
     # Progress and the stages' INFO lines, not Dagster's DEBUG events.
     assert "t2g:" in result.output and "[cluster_pretraining]" in result.output
     assert "DEBUG" not in result.output and "STEP_START" not in result.output
