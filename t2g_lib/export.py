@@ -80,6 +80,11 @@ def _label_array(y: np.ndarray) -> pa.Array:
     raise ValueError(f"labels must be (n,) or (n, C), got shape {y.shape}")
 
 
+def _rows(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` as (n, d): a table may hold no rows (a coreset whose examples never reach it)."""
+    return x if x.ndim == 2 else x.reshape(n, -1)
+
+
 def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table], dict[str, str]]:
     """One arrow table per source table, and the primary-key column name of each."""
     gs = graph.schema
@@ -110,9 +115,9 @@ def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table],
         # Rows stored through a codec are written as their coefficients (c0..; float32, which
         # DuckDB reads; the codec to decode them is in graph/), others as features (f0..).
         if graph.codec is None:
-            x, prefix = np.asarray(graph.x[t], dtype=np.float32).reshape(nodes[t], -1), "f"
+            x, prefix = _rows(np.asarray(graph.x[t], dtype=np.float32), nodes[t]), "f"
         else:
-            x, prefix = graph.codec.encode(t, graph.x[t]).astype(np.float32).reshape(nodes[t], -1), "c"
+            x, prefix = _rows(graph.codec.encode(t, graph.x[t]).astype(np.float32), nodes[t]), "c"
         for i in range(x.shape[1]):
             cols[_fresh(f"{prefix}{i}", taken)] = pa.array(x[:, i])
         if t in graph.blocks:

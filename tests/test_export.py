@@ -195,3 +195,22 @@ def test_earlier_labels_are_exported_as_training_labels_before_the_others(tmp_pa
     assert list(when - early["timestamp"]) == [pd.Timedelta(days=365), pd.Timedelta(days=730), pd.Timedelta(hours=732)]
     np.testing.assert_allclose(early["churn"].to_numpy(), [1.0, 0.0, 1.0])
     assert SyntheticGraph.load(info.graph_dir).earlier.node.tolist() == [0, 0, 2]
+
+
+def test_a_table_without_rows_is_exported_empty(tmp_path):
+    """A coreset may hold no row of a table its examples never reach (Lahman's Parks): the
+    table is still written, with its columns and no rows."""
+    db = make_source(tmp_path / "src", PLAIN)
+    g = distill(db, PLAIN["target"])
+    child = PLAIN["child"]
+    g.x[child] = g.x[child][:0]
+    for per_table in (g.blocks, g.age):
+        if child in per_table:
+            per_table[child] = per_table[child][:0]
+    for rel in g.schema.relations:
+        if rel.child == child:
+            g.parents[rel.index] = g.parents[rel.index][:0]
+    info = export_distilled(g, tmp_path / "out", "empty", task_manifest(PLAIN), tmp_path / "src", VAL, TEST)
+    tables = relbench.load_dataset(info.relbench_dir).get_db().table_dict
+    assert len(tables[child].df) == 0 and {f"f{i}" for i in range(4)} <= set(tables[child].df.columns)
+    assert len(tables[PLAIN["target"]].df) == len(g.y)
