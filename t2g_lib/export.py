@@ -108,10 +108,12 @@ def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table],
         cols: dict[str, pa.Array] = {pkeys[t]: pa.array(np.arange(nodes[t], dtype=np.int64))}
         for r in rels:
             parent = np.asarray(graph.parents[r.index], dtype=np.int64)
-            if len(parent) != nodes[t] or ((parent < 0) | (parent >= nodes[r.parent])).any():
+            if len(parent) != nodes[t] or ((parent < -1) | (parent >= nodes[r.parent])).any():
                 raise ValueError(f"table {t!r}: foreign key {r.fkey_col!r} must give every one of "
-                                 f"{nodes[t]} rows a parent in [0, {nodes[r.parent]})")
-            cols[r.fkey_col] = pa.array(parent)
+                                 f"{nodes[t]} rows a parent in [0, {nodes[r.parent]}), or -1 for none")
+            # -1: the row's parent is not in the graph (a coreset row whose parent lies beyond
+            # the sampled hops), written as a missing key, as a dangling key reads in RelBench.
+            cols[r.fkey_col] = pa.array(parent, mask=parent < 0)
         # Rows stored through a codec are written as their coefficients (c0..; float32, which
         # DuckDB reads; the codec to decode them is in graph/), others as features (f0..).
         if graph.codec is None:

@@ -69,7 +69,8 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
     scores = evaluate_methods(
         graphs, setup.models, setup.db, setup.pretraining.embeddings, setup.task, full=setup.full,
         seeds=(setup.seed,), gbm=setup.gbm,
-        few_labels=setup.distilled.graph.num_nodes()[setup.task.entity_table], distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
+        few_labels=setup.distilled.graph.num_examples(),  # as many labels as the published graph holds
+        distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
         device=setup.device, log=setup.log,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]

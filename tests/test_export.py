@@ -214,3 +214,19 @@ def test_a_table_without_rows_is_exported_empty(tmp_path):
     tables = relbench.load_dataset(info.relbench_dir).get_db().table_dict
     assert len(tables[child].df) == 0 and {f"f{i}" for i in range(4)} <= set(tables[child].df.columns)
     assert len(tables[PLAIN["target"]].df) == len(g.y)
+
+
+def test_a_row_whose_parent_is_not_in_the_graph_exports_a_missing_key(tmp_path):
+    """A coreset row whose parent lies beyond the sampled hops has parent -1: the export
+    writes a missing key (RelBench reads it as no parent); below -1 is still refused."""
+    db = make_source(tmp_path / "src", PLAIN)
+    g = distill(db, PLAIN["target"])
+    rel = next(r for r in g.schema.relations if r.child == PLAIN["child"])
+    g.parents[rel.index] = np.asarray(g.parents[rel.index]).copy()
+    g.parents[rel.index][:2] = -1
+    info = export_distilled(g, tmp_path / "out", "orphans", None, tmp_path / "src", VAL, TEST)
+    fk = relbench.load_dataset(info.relbench_dir).get_db().table_dict[PLAIN["child"]].df[rel.fkey_col]
+    assert fk.isna().sum() == 2 and fk.iloc[2:].notna().all()
+    g.parents[rel.index][0] = -2
+    with pytest.raises(ValueError, match="or -1 for none"):
+        export_distilled(g, tmp_path / "out2", "orphans", None, tmp_path / "src", VAL, TEST)
