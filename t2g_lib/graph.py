@@ -74,6 +74,11 @@ class GraphSchema:
         c, p = self.node_type(relation.child), self.node_type(relation.parent)
         return (c, relation.name, p), (p, relation.reverse_name, c)
 
+    @staticmethod
+    def brings_children(edge_type: EdgeType) -> bool:
+        """Whether messages on ``edge_type`` go from children to their parent (``f2p_<j>``)."""
+        return edge_type[1].startswith("f2p_")
+
     def metadata(self) -> tuple[list[str], list[EdgeType]]:
         """PyG ``(node_types, edge_types)`` shared by the real and the distilled graph."""
         edge_types: list[EdgeType] = []

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from t2g_lib.graph import SyntheticGraph
+from t2g_lib.graph import GraphSchema, SyntheticGraph
+
 
 @dataclass
 class SeedGroup:
@@ -76,7 +77,7 @@ def shifted_view(
         for side, nt in ((src, et[0]), (dst, et[2])):
             if nt in absent:
                 keep &= ~absent[nt][side]
-        if et[1].startswith("f2p_"):  # children to their parent: the sampler caps these
+        if GraphSchema.brings_children(et):  # the sampler caps these
             k = num_neighbors[0] if et[2] == seed_type else num_neighbors[-1]
             src_age = moved[et[0]].cpu().numpy()[src] if et[0] in moved else np.full(len(src), np.nan)
             idx = np.flatnonzero(keep)

@@ -59,26 +59,33 @@ def _kept_nodes(sub, schema, seed_type: str, num_seeds: int) -> dict[str, np.nda
     return {nt: ~d for nt, d in drop.items()}
 
 
+def _parent_links(sub, schema, new_id: dict[str, np.ndarray], sizes: dict[str, int]) -> dict[int, np.ndarray]:
+    """Per relation, the parent (new id) of every kept child (new id), -1 where its parent was
+    not kept. ``new_id`` maps each sampled node to its kept node, -1 for dropped ones."""
+    parents = {}
+    for rel in schema.relations:
+        fwd, rev = schema.edge_types(rel)
+        pairs = np.concatenate([sub[fwd].edge_index.numpy(), sub[rev].edge_index.numpy()[::-1]], axis=1)
+        c, p = new_id[fwd[0]][pairs[0]], new_id[fwd[2]][pairs[1]]
+        ok = (c >= 0) & (p >= 0)
+        link = np.full(sizes[rel.child], -1, dtype=np.int64)
+        link[c[ok]] = p[ok]
+        parents[rel.index] = link
+    return parents
+
+
 def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray) -> SyntheticGraph:
     """The sampled subtrees of ``num_seeds`` labelled examples as one ``SyntheticGraph``."""
     seed_type = schema.node_type(target_table)
     keep = _kept_nodes(sub, schema, seed_type, num_seeds)
-    new_id = {nt: np.cumsum(k) - 1 for nt, k in keep.items()}
+    new_id = {nt: np.where(k, np.cumsum(k) - 1, -1) for nt, k in keep.items()}
     ages = age_days(sub)
     x, age = {}, {}
     for table in schema.tables:
         nt = schema.node_type(table)
         x[table] = sub[nt].x.numpy()[keep[nt]].astype(np.float32)
         age[table] = ages[nt].numpy()[keep[nt]].astype(np.float32)
-    parents = {}
-    for rel in schema.relations:
-        fwd, rev = schema.edge_types(rel)
-        child_nt, parent_nt = fwd[0], fwd[2]
-        link = np.full(sub[child_nt].num_nodes, -1, dtype=np.int64)
-        for (c, p) in (sub[fwd].edge_index.numpy().T.tolist() + sub[rev].edge_index.numpy()[::-1].T.tolist()):
-            if keep[child_nt][c] and keep[parent_nt][p]:
-                link[c] = new_id[parent_nt][p]
-        parents[rel.index] = link[keep[child_nt]]
+    parents = _parent_links(sub, schema, new_id, {t: len(v) for t, v in x.items()})
     return SyntheticGraph(schema, target_table, x, parents, np.asarray(y, dtype=np.float32), age=age)
 
 
@@ -110,16 +117,7 @@ def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np
         t = sub[nt].time.numpy()[kept[first]]
         days = (anchor[g[first]] - t).astype(np.float64) / 86400.0
         age[table] = np.where(t == UNTIMED, np.nan, days).astype(np.float32)
-    parents = {}
-    for rel in schema.relations:
-        fwd, rev = schema.edge_types(rel)
-        child_nt, parent_nt = fwd[0], fwd[2]
-        pairs = np.concatenate([sub[fwd].edge_index.numpy(), sub[rev].edge_index.numpy()[::-1]], axis=1)
-        c, p = new_id[child_nt][pairs[0]], new_id[parent_nt][pairs[1]]
-        ok = (c >= 0) & (p >= 0)
-        link = np.full(len(x[rel.child]), -1, dtype=np.int64)
-        link[c[ok]] = p[ok]
-        parents[rel.index] = link
+    parents = _parent_links(sub, schema, new_id, {t: len(v) for t, v in x.items()})
     latest = seed_time == anchor[group]
     label = np.zeros((len(anchor),) + np.shape(y)[1:], dtype=np.float32)
     label[group[latest]] = np.asarray(y)[latest]
