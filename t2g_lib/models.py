@@ -19,6 +19,7 @@ import torch
 from relbench.base import TaskType
 from torch import Tensor, nn
 
+from t2g_lib.layer_trim import LayerCut
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, task_kind
 
 Metadata = tuple[list[str], list[tuple[str, str, str]]]
@@ -148,9 +149,12 @@ class HeteroGNN(nn.Module):
         return self.time_encoder is not None
 
     def embed(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict, age_dict: dict[str, Tensor] | None = None
+        self, x_dict: dict[str, Tensor], edge_index_dict: dict, age_dict: dict[str, Tensor] | None = None,
+        cuts: list[LayerCut] | None = None,
     ) -> dict[str, Tensor]:
-        """Hidden states of every node after the message-passing layers."""
+        """Hidden states of every node after the message-passing layers; with ``cuts``
+        (``layer_trim``), each layer reads only its cut's rows and edges, and only the rows
+        within reach of the seeds come out right."""
         h = {
             nt: self._input(i, x_dict[nt])
             for i, nt in enumerate(self.node_types)
@@ -161,7 +165,11 @@ class HeteroGNN(nn.Module):
                 if nt in h and nt in age_dict:
                     h[nt] = h[nt] + self.time_encoder(i, age_dict[nt])
         edges = {et: ei for et, ei in edge_index_dict.items() if et[0] in h and et[2] in h}
-        for conv, norms in zip(self.convs, self.norms):
+        for layer, (conv, norms) in enumerate(zip(self.convs, self.norms)):
+            if cuts is not None:
+                cut = cuts[layer]
+                h = {nt: v[: cut.size[nt]] for nt, v in h.items() if nt in cut.size}
+                edges = {et: ei for et, ei in cut.edge_index.items() if et[0] in h and et[2] in h}
             out = conv(h, edges) if edges else {}
             new: dict[str, Tensor] = {}
             for i, nt in enumerate(self.node_types):
@@ -185,10 +193,11 @@ class HeteroGNN(nn.Module):
         seed_type: str,
         num_seeds: int | None = None,
         age_dict: dict[str, Tensor] | None = None,
+        cuts: list[LayerCut] | None = None,
     ) -> Tensor:
         """Raw outputs, shape (n_seeds, out_dim), for the first ``num_seeds`` seed-type nodes
         (all of them when None: a distilled graph's target nodes are all training seeds)."""
-        h = self.embed(x_dict, edge_index_dict, age_dict)[seed_type]
+        h = self.embed(x_dict, edge_index_dict, age_dict, cuts)[seed_type]
         if num_seeds is not None:
             h = h[:num_seeds]
         return self.head(h)

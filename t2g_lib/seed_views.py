@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
+from t2g_lib.layer_trim import hop_distance
 
 
 @dataclass
@@ -98,18 +99,6 @@ class UnrolledExamples:
     seed: torch.Tensor
 
 
-def _reach(edge_index: dict, sizes: dict[str, int], seed_type: str, seeds: np.ndarray, hops: int) -> dict[str, np.ndarray]:
-    """Per node type, a mask of the rows whose messages reach ``seeds`` within ``hops``."""
-    reach = {nt: np.zeros(n, dtype=bool) for nt, n in sizes.items()}
-    reach[seed_type][seeds] = True
-    for _ in range(hops):
-        grown = {nt: m.copy() for nt, m in reach.items()}
-        for (src_t, _, dst_t), (src, dst) in edge_index.items():
-            grown[src_t][src[reach[dst_t][dst]]] = True
-        reach = grown
-    return reach
-
-
 def unroll(
     x: dict[str, torch.Tensor], edge_index: dict[tuple[str, str, str], torch.Tensor], ages: dict[str, torch.Tensor],
     groups: list[SeedGroup], seed_type: str, num_neighbors: list[int], hops: int,
@@ -123,7 +112,8 @@ def unroll(
     for g in groups:
         view, moved = shifted_view(edge_index, ages, g.shift, seed_type, num_neighbors)
         view_np = {et: tuple(v.cpu().numpy() for v in ei) for et, ei in view.items()}
-        reach = _reach(view_np, sizes, seed_type, np.asarray(g.node), hops)
+        dist = hop_distance(view_np, sizes, seed_type, np.asarray(g.node), hops)
+        reach = {nt: d <= hops for nt, d in dist.items()}
         new_id = {}
         for nt, mask in reach.items():
             idx = np.flatnonzero(mask)

@@ -21,6 +21,7 @@ from relbench.base import Database
 from torch_geometric.data import HeteroData
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
+from t2g_lib.layer_trim import TrimmedGraph, model_inputs
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
@@ -68,6 +69,13 @@ def make_sampler(db: Database, num_neighbors=(8, 8)) -> TemporalSampler:
     return TemporalSampler(db, num_neighbors=list(num_neighbors))
 
 
+def sampled_inputs(model: HeteroGNN, sub: HeteroData, seed_type: str, n: int) -> TrimmedGraph:
+    """A sampled subgraph as ``model`` reads it for its first ``n`` seed-type rows, the
+    seeds: each layer cut to what reaches them where that is exact (``layer_trim``)."""
+    return model_inputs(model.name, sub.x_dict, sub.edge_index_dict, age_days(sub), seed_type, torch.arange(n),
+                        len(model.convs))
+
+
 class SampledSplit:
     """The temporal subgraphs of one label table's seeds, sampled once and reused.
 
@@ -91,6 +99,7 @@ class SampledSplit:
         self.y = df[task.target_col].to_numpy() if with_target else None
         feats = as_feature_tensors(features)
         self.batches: list[tuple[int, HeteroData]] = []
+        self._inputs: dict[tuple[str, int], list[TrimmedGraph]] = {}  # per model name and depth
         self.max_leak_seconds = 0
         for start in range(0, len(self.index), batch_size):
             sl = slice(start, start + batch_size)
@@ -109,14 +118,20 @@ class SampledSplit:
             start += n
         return out
 
+    def inputs(self, model: HeteroGNN) -> list[TrimmedGraph]:
+        """Each batch as ``model`` reads it (``sampled_inputs``), built once per model kind."""
+        key = (model.name, len(model.convs))
+        if key not in self._inputs:
+            self._inputs[key] = [sampled_inputs(model, sub, self.seed_type, n) for n, sub in self.batches]
+        return self._inputs[key]
+
     @torch.no_grad()
     def predict(self, model: HeteroGNN, device) -> np.ndarray:
         """Predictions (probabilities, or targets in original units) for every seed, in order."""
         model.eval()
         outs = []
-        for n, sub in self.batches:
-            sub = sub.to(device)
-            raw = model(sub.x_dict, sub.edge_index_dict, self.seed_type, n, age_days(sub))
+        for inputs in self.inputs(model):
+            raw = inputs.to(device).outputs(model, self.seed_type)
             outs.append(model.output_to_prediction(raw).cpu())
         if not outs:
             return np.zeros((0,), dtype=np.float32)
@@ -271,8 +286,7 @@ def train_full(
             rows = order[start : start + batch_size]
             sub = sampler.sample(task.entity_table, index[rows], times[rows], feats)
             max_leak = max(max_leak, int(max_leak_seconds(sub)))
-            sub = sub.to(device)
-            raw = model(sub.x_dict, sub.edge_index_dict, seed_type, len(rows), age_days(sub))
+            raw = sampled_inputs(model, sub, seed_type, len(rows)).to(device).outputs(model, seed_type)
             loss = task_loss(kind, raw, y_train[rows].to(device), GNN_REGRESSION_LOSS)
             opt.zero_grad()
             loss.backward()
@@ -352,11 +366,13 @@ def train_distilled(
         x_dict, edge_index_dict, ages, index = ex.x, ex.edge_index, ex.ages, ex.seed
     else:
         index = torch.as_tensor(np.concatenate([g.node for g in groups]), device=device)
+    # each layer computes only what reaches a labelled example (``layer_trim``)
+    inputs = model_inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index, spec.num_layers)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def train_epoch() -> float:
         """One full-batch step on the synthetic graph's examples; its loss."""
-        pred = model(x_dict, edge_index_dict, seed_type, None, ages)[index]
+        pred = inputs.outputs(model, seed_type)
         loss = task_loss(kind, pred, target, GNN_REGRESSION_LOSS)
         opt.zero_grad()
         loss.backward()

@@ -1,0 +1,77 @@
+"""Layer cuts: a model reads the same outputs at its seeds with each layer cut to what reaches
+them, on a plain distilled graph and on an unrolled history, while the cut graph is smaller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_models import ENTITY, make_fixture, make_graph
+from test_seed_views import SPEC, _histories
+
+from t2g_lib.layer_trim import CUTS_EXACT_FOR, hop_distance, trim_to_seeds
+from t2g_lib.models import build_model
+from t2g_lib.seed_views import seed_groups, unroll
+from t2g_lib.temporal import TemporalSampler, age_days
+from t2g_lib.train import SampledSplit
+
+
+def _ages(data) -> dict[str, torch.Tensor]:
+    return {nt: data[nt].age for nt in data.node_types if "age" in data[nt]}
+
+
+def _same_at_seeds(name: str, schema, x, edge_index, ages, seed_type, seeds, layers: int):
+    torch.manual_seed(0)
+    model = build_model(name, schema.metadata(), 8, SPEC.hidden, 1, layers, SPEC.aggr, ages is not None).eval()
+    cut = trim_to_seeds(x, edge_index, ages, seed_type, seeds, layers)
+    with torch.no_grad():
+        whole = model(x, edge_index, seed_type, None, ages)[seeds]
+        trimmed = model(cut.x, edge_index, seed_type, None, cut.ages, cut.layers)[cut.seed]
+    torch.testing.assert_close(trimmed, whole, rtol=1e-5, atol=1e-5)
+    return cut
+
+
+@pytest.mark.parametrize("name", CUTS_EXACT_FOR)
+@pytest.mark.parametrize("layers", [2, 3])
+def test_cut_layers_give_the_seeds_the_same_outputs_on_a_plain_graph(name: str, layers: int) -> None:
+    graph = make_graph(make_fixture("binary"))
+    data = graph.to_hetero()
+    seed_type = graph.schema.node_type(ENTITY)
+    seeds = torch.tensor([4, 1, 4, 7])  # a subset, with a repeat
+    cut = _same_at_seeds(name, graph.schema, data.x_dict, data.edge_index_dict, None, seed_type, seeds, layers)
+    if layers == 2:  # users other than the seeds are 4 or more steps away: dropped
+        assert cut.x[seed_type].shape[0] == 3
+        assert set(cut.layers[-1].edge_index) == {et for et in data.edge_types if et[2] == seed_type}
+
+
+@pytest.mark.parametrize("name", CUTS_EXACT_FOR)
+def test_cut_layers_give_every_example_of_a_history_the_same_output(name: str) -> None:
+    *_, graph = _histories([0, 1, 2, 3, 4])
+    data = graph.to_hetero()
+    seed_type = graph.schema.node_type(ENTITY)
+    ex = unroll(data.x_dict, data.edge_index_dict, _ages(data), seed_groups(graph), seed_type,
+                list(SPEC.num_neighbors), SPEC.num_layers)
+    cut = _same_at_seeds(name, graph.schema, ex.x, ex.edge_index, ex.ages, seed_type, ex.seed, SPEC.num_layers)
+    last = sum(ei.shape[1] for ei in cut.layers[-1].edge_index.values())
+    assert last < sum(ei.shape[1] for ei in ex.edge_index.values())
+
+
+def test_hop_distance_counts_message_steps_to_the_nearest_seed() -> None:
+    # a -> b -> seed, c -> a; d isolated
+    edges = {("t", "r", "t"): (np.array([0, 1, 2]), np.array([1, 3, 0]))}
+    dist = hop_distance(edges, {"t": 5}, "t", np.array([3]), hops=2)["t"]
+    np.testing.assert_array_equal(dist, [2, 1, 3, 0, 3])
+
+
+@pytest.mark.parametrize("name", ["sage", "han"])
+def test_a_sampled_split_predicts_as_the_model_reads_each_whole_subgraph(name: str) -> None:
+    fx = make_fixture("binary")
+    split = SampledSplit(TemporalSampler(fx.db, list(SPEC.num_neighbors)), fx.features, fx.val, fx.task, batch_size=16)
+    seed_type = split.seed_type
+    torch.manual_seed(0)
+    model = build_model(name, split.batches[0][1].metadata(), 8, SPEC.hidden, 1, 2, SPEC.aggr, True).eval()
+    model.set_task("binary")
+    with torch.no_grad():
+        whole = torch.cat([model(sub.x_dict, sub.edge_index_dict, seed_type, n, age_days(sub)) for n, sub in split.batches])
+    np.testing.assert_allclose(split.predict(model, "cpu"), torch.sigmoid(whole.view(-1)).numpy(), rtol=1e-5, atol=1e-6)
+    assert (split.inputs(model)[0].layers is None) == (name not in CUTS_EXACT_FOR)
