@@ -33,6 +33,19 @@ from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._utils import iterate_with_context
 from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements, query_on_dask_worker
 from distributed import Client, Future, LocalCluster, as_completed
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from t2g_assets.signals import restore_ignored_signals
+
+
+class DefaultSignals(WorkerPlugin):
+    """Every worker of the cluster, present and future, with SIGINT / SIGTERM not ignored
+    (``t2g_assets.signals``); ``setup`` runs on the worker's event loop, its main thread."""
+
+    name = "t2g-default-signals"
+
+    def setup(self, worker) -> None:
+        restore_ignored_signals()
 
 
 class PartitionSafeDaskExecutor(DaskExecutor):
@@ -48,6 +61,7 @@ class PartitionSafeDaskExecutor(DaskExecutor):
             else:
                 cluster = stack.enter_context(LocalCluster(**self.build_dict(run.job_name)))
             client = stack.enter_context(Client(cluster))
+            client.register_plugin(DefaultSignals())
             futures: dict[str, Future] = {}
             for level in execution_plan.get_steps_to_execute_by_level():
                 for step in level:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from t2g_assets.signals import restore_ignored_signals
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -25,14 +27,16 @@ def dagster_dev(root: Path, env: dict[str, str], timeout: int = 300) -> Iterator
     """The project's workspace served by ``dagster dev`` on a free loopback port, yielded
     (port, process) once it answers; afterwards its whole process group is stopped.
 
-    The group holds the webserver, daemon, code server and any run the sensors launched.
-    After a full test suite dagster dev has been seen to outlive SIGTERM (alone it exits in
-    seconds), so the group is killed after 60 s and no process is left behind.
+    The group holds the webserver, daemon, code server and any run the sensors launched; it
+    starts with SIGINT and SIGTERM at their defaults even where this process ignores them
+    (``t2g_assets.signals``), so SIGTERM stops it. Should it not, the group is killed after
+    60 s and no process is left behind.
     """
     port = free_port()
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
         cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=restore_ignored_signals,
     )
     try:
         deadline = time.time() + timeout

@@ -21,3 +21,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
     os.environ.setdefault("T2G_NUM_THREADS", "1")
     torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def signals_ignored():
+    """SIGINT and SIGTERM ignored in this process for the test, as in a process started in
+    the background by a shell without job control: what it starts inherits the ignore."""
+    import signal
+
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -57,10 +57,21 @@ def test_failed_run_reexecutes_from_failure_without_recomputing(env, monkeypatch
     assert len(env.instance.fetch_materializations(AssetKey("sbm_structure"), limit=10).records) == 1
 
 
-def test_database_chain_runs_on_a_two_worker_dask_cluster(env):
-    from distributed import LocalCluster
+def _sigterm_handler() -> int:
+    import signal
+
+    return int(signal.getsignal(signal.SIGTERM))
+
+
+def test_database_chain_runs_on_a_two_worker_dask_cluster(env, signals_ignored):
+    """Workers started with SIGTERM ignored get it back (else each step waits 30 s on its log tail)."""
+    import signal
+
+    from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            assert set(client.run(_sigterm_handler).values()) == {signal.SIG_IGN}
         job = build_reconstructable_job(
             "job_builders",
             "database_job_on_dask",
@@ -70,4 +81,6 @@ def test_database_chain_runs_on_a_two_worker_dask_cluster(env):
         with execute_job(job, env.instance, tags={"dagster/partition": "shop"}, raise_on_error=True) as result:
             assert result.success
             materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+        with Client(cluster) as client:
+            assert set(client.run(_sigterm_handler).values()) == {signal.SIG_DFL}
     assert set(env.stages("database")) <= materialized

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -23,8 +24,16 @@ def gql(port: int, query: str, variables: dict | None = None) -> dict:
     return out["data"]
 
 
+def _ignored_signals(pid: int) -> int:
+    """The bit mask of signals a process ignores (``SigIgn`` in its ``/proc`` status)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+
+
 @pytest.fixture()
-def server(tmp_path):
+def server(tmp_path, signals_ignored):
+    """dagster dev, started from a process that ignores SIGINT and SIGTERM: SIGTERM still
+    stops it, not the SIGKILL that follows after 60 s."""
     make_shop(tmp_path / "data" / "shop")
     home = tmp_path / "home"
     home.mkdir()
@@ -32,8 +41,10 @@ def server(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(home), "T2G_DATA_DIR": str(tmp_path / "data"),
            "T2G_STORAGE_DIR": str(tmp_path / "storage"), "T2G_NUM_THREADS": "1"}
     with dagster_dev(ROOT, env) as (port, proc):
+        assert not _ignored_signals(proc.pid) & (1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1))
         yield port
     assert proc.poll() is not None  # nothing of dagster dev is left running
+    assert proc.returncode != -signal.SIGKILL
 
 
 def test_ui_lists_definitions_and_runs_a_partition(server):
