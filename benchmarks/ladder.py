@@ -40,6 +40,8 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "8. 7 + the herding coreset kept when the GNN's val prefers it": ({}, {"select": "gnn", "coreset_fallback": "subgraphs"}),
     "9. 7 + the herding histories kept when the GNN's val prefers them (shipped)": ({}, {"select": "gnn", "coreset_fallback": "histories"}),
     "10. 9 with rows as 8 float16 components": ({"feature_dim": 8}, {"select": "gnn", "coreset_fallback": "histories"}),
+    "11. 9 with the pseudo-label term on 4 tables a step": ({}, {"select": "gnn", "coreset_fallback": "histories",
+                                                               "pseudo_tables": 4}),
 }
 
 
@@ -82,6 +84,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                                                       db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}),
                                                       log=progress)
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
+                              "krr_gnn_val": hist.get("gnn_best_score"),
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
@@ -102,6 +105,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 row = {"task": name, "ratio": ratio, "variant": r.method, "model": r.model, "seed": seed, "commit": code,
                        "metric": metric, "test": r.value, "val": r.val_value, "trivial": table.attrs["trivial_score"],
                        "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
+                       "krr_gnn_val": info[r.method].get("krr_gnn_val"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
                        "bytes": int(r.storage_bytes), "kept": info[r.method].get("kept"),
                        "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table]),

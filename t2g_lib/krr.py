@@ -118,6 +118,17 @@ def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor |
     return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=dev)
 
 
+def _pseudo_tables(sides: dict, n: int, rng: np.random.Generator) -> list[str]:
+    """The node types whose pseudo-label term one step computes: ``n`` drawn without
+    replacement (in schema order), or every one when ``n`` is 0 or covers them all. Each
+    table's solve and its backward cost about as much as the task term's, so drawing a few
+    makes the step cost independent of the schema's size."""
+    names = list(sides)
+    if not 0 < n < len(names):
+        return names
+    return [names[i] for i in sorted(rng.choice(len(names), n, replace=False))]
+
+
 def _labelled(task: TaskData, kind) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
     """Train and val labels with a target, and the class count of a multiclass task."""
     train = task.train.dropna(subset=[task.target_col]).reset_index(drop=True)
@@ -329,7 +340,9 @@ def distill_features(
         pred = krr_predict(kernel(task_side.z[batch], zs_s), kernel(zs_s, zs_s), y_s, config.ridge)
         loss_task = task_loss(kind, pred, task_side.target[batch])
         loss_pseudo = torch.zeros((), device=dev)
-        for nt, (side, support) in pseudo_sides.items():
+        drawn = _pseudo_tables(pseudo_sides, config.pseudo_tables, pseudo_rng)
+        for nt in drawn:
+            side, support = pseudo_sides[nt]
             sup = _support(len(support), config.pseudo_support_size, pseudo_rng, dev)
             zp = side.normalise(zs_all[nt][sup])
             n_side = side.z.shape[0]
@@ -337,7 +350,8 @@ def distill_features(
             pb = torch.as_tensor(pick, device=dev)
             logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support[sup], config.ridge)
             loss_pseudo = loss_pseudo + F.cross_entropy(logits, side.target[pb])
-        loss_pseudo = loss_pseudo / max(len(pseudo_sides), 1)  # mean over tables: beta holds for any schema size
+        # mean over the tables drawn (an unbiased estimate of the mean over all): beta holds for any schema size
+        loss_pseudo = loss_pseudo / max(len(drawn), 1)
         loss = loss_task + config.beta * loss_pseudo
         opt.zero_grad()
         loss.backward()
