@@ -46,7 +46,7 @@ LADDER: dict[str, tuple[dict, dict]] = {
 
 
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
-        models: list[str], out: Path) -> None:
+        models: list[str], out: Path, rerun: bool = False) -> None:
     from t2g_lib.baselines import BASELINES, build_baselines
     from t2g_lib.evaluate import evaluate_methods
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
@@ -58,9 +58,10 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
     progress = lambda msg: print(f"  {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
-    done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)}
-    finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
     code = commit()
+    done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)
+            if not rerun or r["commit"] == code}
+    finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
     db, raw, _, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
     for name in tasks:
@@ -129,6 +130,8 @@ def best_full(database: str) -> dict[str, float]:
 def report(database: str, path: Path) -> str:
     rows = pd.DataFrame(read_jsonl(path))
     rows["model"] = rows.get("model", pd.Series(index=rows.index, dtype=object)).fillna("sage")
+    # a seed measured again (``--rerun``) counts once: its latest row
+    rows = rows.drop_duplicates(["task", "ratio", "variant", "model", "seed"], keep="last")
     full = best_full(database)
     rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
     lines = ["| task | budget | rung / method | model | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
@@ -157,6 +160,8 @@ def main() -> None:
     ap.add_argument("--rungs", default="all", help="';'-separated rung numbers of LADDER (e.g. '0;3'), or 'all'")
     ap.add_argument("--baselines", action="store_true", help="also the equal-bytes baselines, at the last rung's bytes")
     ap.add_argument("--models", default="sage", help="comma-separated evaluation GNNs (sage, hgt, han)")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run again the rows recorded at other commits (the report keeps each seed's latest row)")
     ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
     args = ap.parse_args()
     out = RESULTS / f"ladder-{args.database}.jsonl"
@@ -165,7 +170,7 @@ def main() -> None:
             next(r for r in LADDER if r.startswith(f"{n.strip()}.")) for n in args.rungs.split(";")]
         tasks = args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks)
         run(args.database, tasks, args.ratio, [int(s) for s in args.seeds.split(",")], picked, args.baselines,
-            args.models.split(","), out)
+            args.models.split(","), out, args.rerun)
     md = report(args.database, out)
     (RESULTS / f"ladder-{args.database}.md").write_text(md)
     print(md)

@@ -351,3 +351,37 @@ def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeyp
         assert hist["kept"] == "krr" and len(out.y) == len(structure.y)
     _, plain = _distill(fixture, steps=10, eval_every=5)
     assert plain["kept"] == "krr" and "coreset_gnn_val" not in plain
+
+
+def test_pseudo_tables_draws_that_many_tables_each_step(fixture, monkeypatch) -> None:
+    """``pseudo_tables=1`` solves one table's pseudo-label term a step where 0 solves every
+    table's; the draw is seeded, so a run repeats exactly."""
+    import t2g_lib.krr as krr
+
+    real, calls = krr._krr_weights, [0]
+
+    def counting(k_ss, y_s, ridge):
+        calls[0] += 1
+        return real(k_ss, y_s, ridge)
+
+    monkeypatch.setattr(krr, "_krr_weights", counting)
+    solves = {}
+    for n in (0, 1):
+        calls[0] = 0
+        _distill(fixture, steps=4, eval_every=2, pseudo_tables=n)
+        solves[n] = calls[0] - 3  # validation solves once at the start, step 2 and step 4
+    tables = solves[0] // 4 - 1  # a step: one task solve and one per table
+    assert tables >= 2 and solves[1] == 4 * 2
+    once, again = (_distill(fixture, steps=4, pseudo_tables=1)[1]["pseudo_loss"] for _ in range(2))
+    assert once == again
+
+
+def test_pseudo_tables_of_a_step() -> None:
+    from t2g_lib.krr import _pseudo_tables
+
+    sides = dict.fromkeys(["a", "b", "c", "d"])
+    assert _pseudo_tables(sides, 0, np.random.default_rng(0)) == ["a", "b", "c", "d"]
+    assert _pseudo_tables(sides, 9, np.random.default_rng(0)) == ["a", "b", "c", "d"]
+    drawn = _pseudo_tables(sides, 2, np.random.default_rng(0))
+    assert len(set(drawn)) == 2 and drawn == sorted(drawn)
+    assert drawn == _pseudo_tables(sides, 2, np.random.default_rng(0))
