@@ -28,7 +28,7 @@ class KRRConfig:
     temporal: bool = True  # rows carry ages: real ones at their seed's time, synthetic ones learned
     support_size: int = 2048  # synthetic target nodes in one step's (and validation's) KRR solve
     pseudo_support_size: int = 512  # synthetic nodes per table in one step's pseudo-label solve
-    pseudo_tables: int = 0  # tables drawn per step for the pseudo-label term (its mean over them); 0: every table
+    pseudo_tables: int = 4  # tables drawn per step for the pseudo-label term (its mean over them); 0: every table
     age_init: str = "examples"  # target-table children start at a real example's ages, or "block_median"
     start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples
     select: str = "gnn"  # keep the checkpoint the evaluation GNN ("gnn"), or the KRR surrogate ("krr"), scores best on val
