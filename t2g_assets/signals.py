@@ -3,10 +3,10 @@
 A process started with SIGINT ignored (a background job of a shell without job control, a
 process started from one) passes the ignore on to everything it starts, and Dagster maps
 SIGTERM to SIGINT's handler (``setup_interrupt_handlers``), so SIGTERM ends up ignored too.
-Dagster stops each step's compute-log ``tail`` with SIGTERM and then waits 30 s for it: with
-SIGTERM ignored, every step on a Dask worker took 30 s longer and left its ``tail`` running
-(the two-worker chain test: 256 s instead of 15 s after a full test suite), and ``dagster
-dev`` outlived SIGTERM. Dask workers (``dask_executor.DefaultSignals``) and the ``dagster dev``
+Dagster stops each step's compute-log ``tail`` processes (stdout, stderr) with SIGTERM and waits
+30 s for each: with SIGTERM ignored, every step on a Dask worker took up to 60 s longer and left
+its ``tail`` running (the two-worker chain test: 256 s instead of 15 s after a full test
+suite), and ``dagster dev`` outlived SIGTERM. Dask workers (``dask_executor.DefaultSignals``) and the ``dagster dev``
 the tests start (``t2g_cli.ui``) put both back to their defaults.
 """
 
@@ -27,4 +27,3 @@ def restore_ignored_signals() -> list[signal.Signals]:
     for sig in restored:
         signal.signal(sig, _DEFAULTS[sig])
     return restored
-
