@@ -45,6 +45,10 @@ LADDER: dict[str, tuple[dict, dict]] = {
                                                                "pseudo_tables": 4}),
     "12. 11 with rows as 8 float16 components": ({"feature_dim": 8}, {"select": "gnn", "coreset_fallback": "histories",
                                                                "pseudo_tables": 4}),
+    "13. 11 with the herding histories stored as 8 components": ({}, {"select": "gnn", "coreset_fallback": "histories",
+                                                                      "pseudo_tables": 4, "coreset_feature_dim": 8}),
+    "14. 11 with the herding histories stored as 4 components": ({}, {"select": "gnn", "coreset_fallback": "histories",
+                                                                      "pseudo_tables": 4, "coreset_feature_dim": 4}),
 }
 
 
@@ -84,9 +88,9 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                     continue
                 knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
-                graphs[rung], hist = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
-                                                      db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}),
-                                                      log=progress)
+                out = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
+                                       db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress)
+                graphs[rung], hist = out.graph, out.history
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "krr_gnn_val": hist.get("gnn_best_score"),
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}

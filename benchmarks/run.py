@@ -49,7 +49,7 @@ def run(
         storage = Path(tempfile.mkdtemp(prefix=f"t2g-bench-{seed}-"))
         defs = build_definitions(
             data_dir=str(data_dir), storage_dir=str(storage), seed=seed,
-            eval_models=[m for m in models.split(",") if m], eval_epochs=epochs,
+            eval_models=[m for m in models.split(",") if m], eval_epochs=epochs, few_labels_reference=True,
             loggers={"console": quiet_console},  # the stages' INFO lines, not Dagster's DEBUG events
         )
         inst = DagsterInstance.ephemeral()

@@ -38,6 +38,12 @@ class T2GSettings(ConfigurableResource):
     eval_models: list[str] = Field(default=["sage", "hgt", "han"], description="GNNs trained by evaluation_scores.")
     eval_epochs: int = Field(default=5, description="Epochs of full-data training (early-stopped on val).")
     eval_epochs_distilled: int = Field(default=100, description="Epochs of training on a distilled graph.")
+    few_labels_reference: bool = Field(
+        default=False,
+        description="Also train each evaluation model on the full database with only as many train labels as "
+        "T2G's graph holds (the 'few_labels' row): what so few labels teach. Costs about one full-data "
+        "training; the benchmarks turn it on.",
+    )
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database

@@ -21,6 +21,7 @@ from t2g_lib.eval_splits import label_classes, prepare_splits
 from t2g_lib.full_training import FULL, FullTraining, full_nbytes
 from t2g_lib.gbm_reference import GBMReference
 from t2g_lib.graph import SyntheticGraph
+from t2g_lib.krr_select import JudgedModel
 from t2g_lib.leakage import LeakageReport
 from t2g_lib.metrics import MULTICLASS, is_better, primary_metric, task_kind, utility_retention
 from t2g_lib.models import ModelSpec
@@ -48,6 +49,7 @@ def evaluate_methods(
     gbm: GBMReference | None = None,
     few_labels: int | None = None,
     *,
+    trained: Iterable[JudgedModel] = (),
     distill_seconds: dict[str, float] | None = None,
     epochs_distilled: int = 200,
     batch_size: int = 512,
@@ -67,7 +69,8 @@ def evaluate_methods(
     that many train labels (drawn per seed): ``FEW_LABELS``, the upper reference of what so
     few labelled examples can teach when nothing else is distilled. The leakage report
     is kept in ``df.attrs["leakage"]``; a failed check (here or in ``full``) returns a table
-    without rows before any training.
+    without rows before any training. A model in ``trained`` (the GNN judge's) stands in for
+    training the same model (name, seed, epochs, spec) on the same graph (digest) again.
     """
     if FULL in methods:
         raise ValueError(f"method name {FULL!r} is reserved for full-data training")
@@ -86,6 +89,7 @@ def evaluate_methods(
     records: list[dict] = [] if gbm is None else [{**gbm.record, "storage_bytes": full_bytes}]
     digests = {method: graph.fingerprint() for method, graph in methods.items()}
     scored: dict[tuple[str, int, str], dict] = {}  # a graph published under two names trains once
+    reuse = {judged.key(): judged.result for judged in trained}
     for model_name in models:
         for seed in seeds:
             reference = full.record(model_name, seed) if full is not None else None
@@ -104,10 +108,13 @@ def evaluate_methods(
                     log(f"{model_name} seed {seed}: {method} is the graph already scored, the same scores")
                     records.append({**scored[key], "method": method, "distill_seconds": seconds})
                     continue
-                res = train_distilled(
-                    model_name, graph, epochs_distilled, seed, device, kind, spec,
-                    val_split=splits.val,
-                )
+                res = reuse.get((model_name, seed, epochs_distilled, spec, digests[method]))
+                if res is not None:
+                    log(f"{model_name} seed {seed}: {method} is the graph the GNN judge trained this model on, "
+                        f"its model reused (val {res.val_metric:.4f})")
+                else:
+                    res = train_distilled(model_name, graph, epochs_distilled, seed, device, kind, spec,
+                                          val_split=splits.val)
                 scored[key] = splits.scored(model_name, method, seed, res, graph.nbytes(), seconds, device)
                 records.append(scored[key])
 

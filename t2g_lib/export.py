@@ -119,7 +119,7 @@ def _tables(graph: SyntheticGraph, label_col: str) -> tuple[dict[str, pa.Table],
         if graph.codec is None:
             x, prefix = _rows(np.asarray(graph.x[t], dtype=np.float32), nodes[t]), "f"
         else:
-            x, prefix = _rows(graph.codec.encode(t, graph.x[t]).astype(np.float32), nodes[t]), "c"
+            x, prefix = _rows(graph.coefficients(t).astype(np.float32), nodes[t]), "c"
         for i in range(x.shape[1]):
             cols[_fresh(f"{prefix}{i}", taken)] = pa.array(x[:, i])
         if t in graph.blocks:

@@ -197,12 +197,25 @@ class SyntheticGraph:
     age: dict[str, np.ndarray] = field(default_factory=dict)
     codec: FeatureCodec | None = None
     earlier: EarlierSeeds | None = None
+    coef: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """The stored coefficients ``x`` was decoded from (``with_codec``): saved as they are, so a
+    stored graph loads back bit for bit (re-encoding a decoded row may flip a float16 digit)."""
 
     def with_codec(self, codec: FeatureCodec | None) -> "SyntheticGraph":
         """This graph stored through ``codec``: each ``x`` replaced by what storing it keeps."""
         if codec is None:
             return self
-        return replace(self, x={t: codec.round_trip(t, v) for t, v in self.x.items()}, codec=codec)
+        coef = {t: codec.encode(t, v) for t, v in self.x.items()}
+        return replace(self, x={t: codec.decode(t, c) for t, c in coef.items()}, codec=codec, coef=coef)
+
+    def coefficients(self, table: str) -> np.ndarray:
+        """``table``'s rows as the codec stores them: the coefficients they were decoded from
+        while those still decode to them, else their encoding."""
+        c = self.coef.get(table)
+        x = self.x[table]
+        if c is not None and len(c) == len(x) and np.array_equal(self.codec.decode(table, c), x):
+            return c
+        return self.codec.encode(table, x)
 
     def num_nodes(self) -> dict[str, int]:
         return {t: int(self.x[t].shape[0]) for t in self.schema.tables}
@@ -265,7 +278,7 @@ class SyntheticGraph:
         if self.codec is None:
             arrays = {f"x_{i}": np.asarray(self.x[t]) for i, t in enumerate(tables)}
         else:
-            arrays = {f"x_{i}": self.codec.encode(t, self.x[t]) for i, t in enumerate(tables)}
+            arrays = {f"x_{i}": self.coefficients(t) for i, t in enumerate(tables)}
             arrays.update(self.codec.arrays(tables))
         arrays.update({f"parents_{j}": p for j, p in self.parents.items()})
         arrays.update({f"blocks_{i}": self.blocks[t] for i, t in enumerate(self.schema.tables) if t in self.blocks})
@@ -287,7 +300,8 @@ class SyntheticGraph:
         precision = meta.get("codec_precision")
         with np.load(path / "graph.npz") as z:
             codec = None if precision is None else FeatureCodec.from_arrays(schema.tables, z, precision)
-            x = {t: z[f"x_{i}"] if codec is None else codec.decode(t, z[f"x_{i}"]) for i, t in enumerate(schema.tables)}
+            stored = {t: z[f"x_{i}"] for i, t in enumerate(schema.tables)}
+            x = stored if codec is None else {t: codec.decode(t, c) for t, c in stored.items()}
             parents = {r.index: z[f"parents_{r.index}"] for r in schema.relations}
             blocks = {
                 t: z[f"blocks_{i}"] for i, t in enumerate(schema.tables) if f"blocks_{i}" in z
@@ -295,4 +309,5 @@ class SyntheticGraph:
             age = {t: z[f"age_{i}"] for i, t in enumerate(schema.tables) if f"age_{i}" in z}
             y = z["y"]
             earlier = EarlierSeeds(z["earlier_node"], z["earlier_shift"], z["earlier_y"]) if "earlier_node" in z else None
-        return cls(schema, meta["target_table"], x, parents, y, blocks, age, codec, earlier)
+        return cls(schema, meta["target_table"], x, parents, y, blocks, age, codec, earlier,
+                   {} if codec is None else stored)

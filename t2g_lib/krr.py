@@ -42,7 +42,7 @@ from relbench.base import Database
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
-from t2g_lib.krr_select import SELECTIONS, GNNJudge, gnn_checkpoints
+from t2g_lib.krr_select import SELECTIONS, GNNJudge, JudgedModel, gnn_checkpoints
 from t2g_lib.krr_start import FALLBACKS, STARTS, coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
@@ -59,6 +59,7 @@ class Distillation:
 
     graph: SyntheticGraph
     history: dict
+    judged: JudgedModel | None = None  # with select="gnn": the judge's model trained on ``graph``
 
     @property
     def seconds(self) -> float:
@@ -68,12 +69,15 @@ class Distillation:
         path = Path(path)
         self.graph.save(path)
         (path / "history.json").write_text(json.dumps(self.history, default=float))
+        if self.judged is not None:
+            self.judged.save(path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> "Distillation":
         path = Path(path)
-        return cls(SyntheticGraph.load(path), json.loads((path / "history.json").read_text()))
+        graph = SyntheticGraph.load(path)
+        return cls(graph, json.loads((path / "history.json").read_text()), JudgedModel.load(path, graph))
 
 
 def _krr_weights(k_ss: torch.Tensor, y_s: torch.Tensor, ridge: float) -> torch.Tensor:
@@ -152,7 +156,7 @@ def distill_features(
     config: KRRConfig,
     device: str = "cpu",
     log: Callable[[str], None] = print,
-) -> tuple[SyntheticGraph, dict]:
+) -> Distillation:
     """Learn the synthetic graph's ``x`` and target ``y`` by KRR matching (see module doc).
 
     Loss = task loss (BCE / CE / MSE on standardised targets) of KRR predictions for a
@@ -162,12 +166,13 @@ def distill_features(
     training label time and are seen from that time at the latest, so the distilled graph
     never absorbs validation- or test-period rows.
 
-    Returns the distilled graph (``y`` as probabilities, class probabilities or target
+    Returns a ``Distillation``: the distilled graph (``y`` as probabilities, class probabilities or target
     values) and a history: ``loss``, ``task_loss``, ``pseudo_loss`` per step, ``val`` as
     ``[step, score]`` pairs, ``metric``, ``start_score``, ``best_step``, ``best_score`` (the
     surrogate's val of the kept step), ``seconds`` and ``kept`` (``"krr"``, or
     ``"herding_subgraphs"`` / ``"herding_histories"``, the ``coreset_fallback``); with ``select="gnn"`` also ``gnn_val`` (``[step, score]`` of the
-    judged checkpoints) and ``gnn_best_score``, with ``coreset_fallback`` ``coreset_gnn_val``.
+    judged checkpoints) and ``gnn_best_score``, with ``coreset_fallback`` ``coreset_gnn_val``; with
+    ``select="gnn"`` also the judge's model trained on the kept graph (``judged``).
     """
     if config.start not in STARTS:
         raise ValueError(f"unknown KRR start {config.start!r}: one of {STARTS}")
@@ -383,7 +388,8 @@ def distill_features(
     if judge and config.coreset_fallback != "none" and config.start != "herding":
         # Real examples at the same bytes, judged by the same GNN: kept when they score higher.
         coreset = coreset_start(db, features, structure, centroids, task, config.seed, out.nbytes(), num_classes,
-                                histories=config.coreset_fallback == "histories")
+                                histories=config.coreset_fallback == "histories",
+                                feature_dim=config.coreset_feature_dim)
         history["coreset_gnn_val"] = judge(coreset)
         log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
             f"{history['coreset_gnn_val']:.4f}")
@@ -392,4 +398,4 @@ def distill_features(
             log("kept the herding coreset: it beats every KRR checkpoint on val")
     history.update(best_step=best_step, best_score=best_score,
                    seconds=_time.perf_counter() - started)
-    return out, history
+    return Distillation(out, history, judge.model_for(out) if judge else None)

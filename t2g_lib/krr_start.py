@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 from relbench.base import Database
 
+from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec
 from t2g_lib.pretrain import sq_dists
@@ -89,11 +90,17 @@ def coreset_start(
     num_classes: int | None = None,
     spec: ModelSpec = ModelSpec(),
     histories: bool = False,
+    feature_dim: int = 0,
 ) -> SyntheticGraph:
     """The herding subgraph coreset in ``budget`` bytes (of entity histories with
-    ``histories``), stored as ``structure`` stores rows, its nodes in their nearest
-    centroid's block; a multiclass ``y`` is widened to ``num_classes`` columns."""
-    graph = subgraph_coreset(select_herding, db, features, structure, task, seed, spec, budget=budget,
+    ``histories``), stored as ``structure`` stores rows (or, with ``feature_dim``, as that
+    many components in the same precision, its own codec counted in the bytes), its nodes in
+    their nearest centroid's block; a multiclass ``y`` is widened to ``num_classes`` columns."""
+    reference = structure
+    if feature_dim and structure.codec is not None:
+        codec = FeatureCodec.fit(features, feature_dim, structure.codec.precision, seed=seed)
+        reference = replace(structure, codec=codec)
+    graph = subgraph_coreset(select_herding, db, features, reference, task, seed, spec, budget=budget,
                              histories=histories)
     blocks = {t: nearest_blocks(graph.x[t], centroids[t]) for t in structure.blocks if t in centroids}
 

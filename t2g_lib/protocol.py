@@ -40,6 +40,7 @@ class EvalSetup:
     gbm: GBMReference | None
     models: list[str]
     epochs_distilled: int = 100
+    few_labels: bool = False  # also the full database with as many train labels as T2G's graph holds
     seed: int = 0
     device: object = "cpu"
     log: Callable[[str], None] = print
@@ -69,8 +70,9 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
     scores = evaluate_methods(
         graphs, setup.models, setup.db, setup.pretraining.embeddings, setup.task, full=setup.full,
         seeds=(setup.seed,), gbm=setup.gbm,
-        few_labels=setup.distilled.graph.num_examples(),  # as many labels as the published graph holds
+        few_labels=setup.distilled.graph.num_examples() if setup.few_labels else None,
         distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
+        trained=[d.judged for d in (setup.distilled, setup.ablation) if d.judged is not None],
         device=setup.device, log=setup.log,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]

@@ -302,6 +302,44 @@ def train_full(
     return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds, max_leak)
 
 
+def _soft_targets(groups, kind: str) -> np.ndarray:
+    """Every labelled example's label as a model trained on a graph fits it: probabilities
+    clipped to [0, 1], class probabilities renormalised, targets as they are."""
+    y = np.concatenate([np.asarray(g.y, dtype=np.float64) for g in groups])
+    if kind == MULTICLASS:
+        if y.ndim != 2:
+            raise ValueError(f"multiclass synthetic labels must be (n, C) probabilities, got {y.shape}")
+        y = np.clip(y, 0.0, None)
+        return y / np.maximum(y.sum(1, keepdims=True), 1e-12)
+    return np.clip(y, 0.0, 1.0) if kind == BINARY else y
+
+
+def _graph_model(model_name: str, graph: SyntheticGraph, kind: str, spec: ModelSpec, y: np.ndarray) -> HeteroGNN:
+    """The untrained model for ``graph``: its width, its codec's input projection, the time
+    encoder only when the graph carries row ages, and targets ``y`` standardised for regression."""
+    out_dim = int(y.shape[1]) if kind == MULTICLASS else 1
+    in_dim = int(np.asarray(graph.x[graph.target_table]).shape[1])
+    model = build_model(model_name, graph.schema.metadata(), in_dim, spec.hidden, out_dim, spec.num_layers,
+                        spec.aggr, spec.temporal and bool(graph.age))
+    if graph.codec is not None:
+        model.set_input_projection({
+            graph.schema.node_type(t): graph.codec.projection(t) for t in graph.schema.tables
+        })
+    if kind == REGRESSION:
+        model.set_task(kind, float(y.mean()), float(y.std()))
+    else:
+        model.set_task(kind)
+    return model
+
+
+def restore_distilled(model_name: str, graph: SyntheticGraph, task_type, spec: ModelSpec, state: dict) -> HeteroGNN:
+    """The model ``train_distilled`` trains on ``graph``, with the trained weights ``state``."""
+    kind = task_kind(task_type)
+    model = _graph_model(model_name, graph, kind, spec, _soft_targets(seed_groups(graph), kind))
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def train_distilled(
     model_name: str,
     graph: SyntheticGraph,
@@ -329,31 +367,12 @@ def train_distilled(
     data = graph.to_hetero()
     seed_type = graph.schema.node_type(graph.target_table)
     groups = seed_groups(graph)  # every labelled example, by the shift it reads the graph at
-    y = np.concatenate([np.asarray(g.y, dtype=np.float64) for g in groups])
-    if kind == MULTICLASS:
-        if y.ndim != 2:
-            raise ValueError(f"multiclass synthetic labels must be (n, C) probabilities, got {y.shape}")
-        y = np.clip(y, 0.0, None)
-        y = y / np.maximum(y.sum(1, keepdims=True), 1e-12)
-    elif kind == BINARY:
-        y = np.clip(y, 0.0, 1.0)
-    out_dim = int(y.shape[1]) if kind == MULTICLASS else 1
+    y = _soft_targets(groups, kind)
     torch.manual_seed(seed)
-    in_dim = int(data[seed_type].x.shape[1])
-    # The time encoder only when the graph carries row ages (``SyntheticGraph.age``).
-    temporal = spec.temporal and bool(graph.age)
-    model = build_model(
-        model_name, graph.schema.metadata(), in_dim, spec.hidden, out_dim, spec.num_layers, spec.aggr, temporal
-    )
-    if graph.codec is not None:
-        model.set_input_projection({
-            graph.schema.node_type(t): graph.codec.projection(t) for t in graph.schema.tables
-        })
+    model = _graph_model(model_name, graph, kind, spec, y)
     if kind == REGRESSION:
-        model.set_task(kind, float(y.mean()), float(y.std()))
         y = (y - model.target_loc.item()) / model.target_scale.item()
-    else:
-        model.set_task(kind)
+    temporal = spec.temporal and bool(graph.age)  # as ``_graph_model`` built it
     model.to(device)
     data = data.to(device)
     target = torch.as_tensor(y, dtype=torch.float32, device=device)

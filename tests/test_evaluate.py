@@ -14,7 +14,11 @@ from test_models import ENTITY, EVENTS, make_fixture, make_graph
 from t2g_lib.baselines import SELECTORS
 from t2g_lib.subgraph_coreset import subgraph_coreset
 from t2g_lib.evaluate import COLUMNS, FEW_LABELS, evaluate_methods, scores_markdown
+from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.full_training import FULL, train_full_models
+from t2g_lib.graph import SyntheticGraph
+from t2g_lib.krr import Distillation
+from t2g_lib.krr_select import GNNJudge
 from t2g_lib.leakage import check_leakage
 from t2g_lib.models import ModelSpec
 from t2g_lib.metrics import primary_metric, score, trivial_score, utility_retention
@@ -214,3 +218,43 @@ def test_a_graph_published_under_two_names_is_trained_once() -> None:
         assert rows.loc["t2g", col] == rows.loc["herding_histories", col]
     assert rows.loc["t2g", "distill_seconds"] == 1.5 and np.isnan(rows.loc["herding_histories", "distill_seconds"])
     assert sum("already scored" in line for line in lines) == 1
+
+
+def test_the_judges_model_stands_in_for_training_it_again(tmp_path) -> None:
+    """The GNN judge trains evaluation's model on the graph it keeps. Stored with the graph,
+    which loads back bit for bit (its codec coefficients are saved as they are, not encoded
+    again), that model is reused by evaluation, which reports what training it again reports;
+    a model trained another way (here: other epochs) is not."""
+    fx = make_fixture("binary")
+    graph = make_graph(fx).with_codec(FeatureCodec.fit(fx.features, 3))
+    judge = GNNJudge(fx.db, fx.features, fx.task, epochs=30, seed=0, spec=SPEC, batch_size=64)
+    judge(graph)
+    Distillation(graph, {"seconds": 1.5}, judge.model_for(graph)).save(tmp_path)
+    stored = Distillation.load(tmp_path)
+    assert stored.graph.fingerprint() == graph.fingerprint() and stored.judged.fingerprint == graph.fingerprint()
+    lines: list[str] = []
+    reused = _evaluate(fx, {"t2g": stored.graph}, full=False, trained=[stored.judged], log=lines.append)
+    assert sum("model reused" in line for line in lines) == 1
+    again = _evaluate(fx, {"t2g": stored.graph}, full=False, log=lines.append)
+    for col in ("value", "val_value", "epochs_trained", "storage_bytes"):
+        assert reused.iloc[0][col] == again.iloc[0][col]
+    lines.clear()
+    evaluate_methods({"t2g": stored.graph}, ["sage"], fx.db, fx.features, fx.task, seeds=[0], epochs_distilled=20,
+                     batch_size=64, spec=SPEC, trained=[stored.judged], log=lines.append)
+    assert not any("model reused" in line for line in lines)
+
+
+def test_a_stored_graph_loads_back_bit_for_bit(tmp_path) -> None:
+    """Far from the origin, encoding a decoded row again flips some float16 coefficients, so
+    a graph saved by re-encoding its rows would load back as another graph. Its coefficients
+    are saved as they are, and stand for the rows only while they still decode to them."""
+    fx = make_fixture("binary")
+    far = {t: v + 1000.0 for t, v in fx.features.items()}
+    codec = FeatureCodec.fit(far, 3)
+    graph = make_graph(fx)
+    graph = replace(graph, x={t: v + 1000.0 for t, v in graph.x.items()}).with_codec(codec)
+    assert any((codec.encode(t, graph.x[t]) != graph.coef[t]).any() for t in graph.x)  # the hazard is real here
+    loaded = SyntheticGraph.load(graph.save(tmp_path))
+    assert loaded.fingerprint() == graph.fingerprint()
+    moved = replace(graph, x={**graph.x, ENTITY: graph.x[ENTITY] + 1.0})
+    np.testing.assert_array_equal(moved.coefficients(ENTITY), codec.encode(ENTITY, moved.x[ENTITY]))

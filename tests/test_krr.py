@@ -12,6 +12,7 @@ from relbench.base import Database, Table
 from sklearn.cluster import KMeans
 from sklearn.kernel_ridge import KernelRidge
 
+from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.train import train_distilled
 from t2g_lib.kernels import get_kernel
@@ -137,7 +138,8 @@ def _distill(fixture, task_type: str = "binary_classification", target: str = "y
                   pseudo_pool_batches=2, num_neighbors=[4, 4], select="krr", coreset_fallback="none")
     cfg = KRRConfig(**{**params, **overrides})
     task = TaskData("t", task_type, "customers", "cust", "at", target, train, val, val.iloc[:0])
-    return distill_features(structure, features, pseudo, cents, db, task, cfg, log=lambda _: None)
+    out = distill_features(structure, features, pseudo, cents, db, task, cfg, log=lambda _: None)
+    return out.graph, out.history
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +387,17 @@ def test_pseudo_tables_of_a_step() -> None:
     drawn = _pseudo_tables(sides, 2, np.random.default_rng(0))
     assert len(set(drawn)) == 2 and drawn == sorted(drawn)
     assert drawn == _pseudo_tables(sides, 2, np.random.default_rng(0))
+
+
+def test_the_coreset_can_store_its_rows_in_fewer_components(fixture) -> None:
+    """``feature_dim``: the herding coreset gets a codec of its own with that many components
+    (its bytes counted) and fits the same budget with at least as many labelled examples."""
+    db, features, pseudo, cents, structure, train, val = fixture
+    task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
+    coded = structure.with_codec(FeatureCodec.fit(features, 4))
+    budget = 4 * coded.nbytes()
+    same = coreset_start(db, features, coded, cents, task, 0, budget, histories=True)
+    fewer = coreset_start(db, features, coded, cents, task, 0, budget, histories=True, feature_dim=2)
+    assert {same.codec.dim(t) for t in features} == {4} and {fewer.codec.dim(t) for t in features} == {2}
+    assert same.nbytes() <= budget and fewer.nbytes() <= budget
+    assert fewer.num_examples() > same.num_examples()

@@ -118,17 +118,18 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
         cluster_pretraining,
         sbm_structure,
     ) -> Output:
-        from t2g_lib.krr import Distillation, distill_features
+        from t2g_lib.krr import distill_features
 
         task = load_task(context, duckdb, raw_tables)
         db = load_snapshot(duckdb, partition(context)[0], raw_tables)
         pre = cluster_pretraining
-        graph, history = distill_features(
+        out = distill_features(
             sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
             krr_config(config, settings.seed, **fixed), device=device.torch_device(), log=context.log.info,
         )
+        graph, history = out.graph, out.history
         return Output(
-            Distillation(graph, history),
+            out,
             metadata={
                 "distill_seconds": history["seconds"],
                 "best_step": history["best_step"],
@@ -225,6 +226,7 @@ def evaluation_scores(
         gbm=gbm_reference,
         models=list(settings.eval_models),
         epochs_distilled=settings.eval_epochs_distilled,
+        few_labels=settings.few_labels_reference,
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,
