@@ -88,9 +88,9 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                     continue
                 knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
-                out = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
+                distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                        db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress)
-                graphs[rung], hist = out.graph, out.history
+                graphs[rung], hist = distilled.graph, distilled.history
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "krr_gnn_val": hist.get("gnn_best_score"),
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
