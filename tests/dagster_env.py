@@ -23,11 +23,9 @@ class Env:
             data_dir=str(self.data_dir),
             storage_dir=str(self.storage_dir),
             device="cpu",
-            eval_models=["sage"],
-            eval_epochs=2,
-            eval_epochs_distilled=20,
             # Tests that are not about the utility gate keep it out of the way.
-            **{"utility_floor": None, **self.settings},
+            **{"eval_models": ["sage"], "eval_epochs": 2, "eval_epochs_distilled": 20, "utility_floor": None,
+               **self.settings},
         )
 
     def run(self, stages: list[str], partition_key, raise_on_error: bool = False):

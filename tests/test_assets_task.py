@@ -42,7 +42,9 @@ def materialized(result) -> set[str]:
 
 
 def test_evaluation_that_clears_the_utility_gate_publishes(env):
-    lenient = type(env)(env.data_dir, env.storage_dir, env.instance, settings={"utility_floor": -1e9})
+    # as many epochs as the GNN judge trains (KRRConfig.gnn_epochs), so its model is reused
+    lenient = type(env)(env.data_dir, env.storage_dir, env.instance,
+                        settings={"utility_floor": -1e9, "eval_epochs_distilled": 100})
     key = task_partition_key("shop", "churn", "0.1")
     result = lenient.run(env.stages("evaluation", "publication"), key, raise_on_error=True)
     checks = check_results(result, "evaluation_scores")
@@ -62,6 +64,11 @@ def test_evaluation_that_clears_the_utility_gate_publishes(env):
     assert (published.folder / "relbench" / "manifest.yaml").exists()
     distilled = defs.load_asset_value("distilled_features", instance=env.instance, partition_key=key)
     np.testing.assert_array_equal(published.graph.y, distilled.graph.y)
+    # the stored graph is the one the judge trained on, bit for bit, and its model is reused
+    assert distilled.judged is not None and distilled.judged.fingerprint == distilled.graph.fingerprint()
+    t2g = scores[(scores["model"] == "sage") & (scores["method"] == "t2g")].iloc[0]
+    assert t2g["val_value"] == distilled.judged.result.val_metric
+    assert t2g["train_seconds"] == distilled.judged.result.seconds
 
 
 def test_utility_gate_below_floor_stops_publication(env):
