@@ -134,6 +134,7 @@ def _distill(
     epochs: int = 5,
     verbose: bool = False,
     floor: float | None = 0.5,
+    config: Optional[Path] = None,
 ) -> Chain:
     """Run the database job, then the task job, for one database x task x budget.
 
@@ -142,6 +143,8 @@ def _distill(
     """
     _known_database(dataset)
     _quiet_dagster_notices()  # before the definitions are imported: they raise the notices
+
+    from dagster import DagsterInvalidConfigError
 
     from t2g_assets.definitions import build_definitions
     from t2g_assets.partitions import task_budget_key, task_partition_key
@@ -159,19 +162,22 @@ def _distill(
         utility_floor=floor,
         loggers=None if verbose else {"console": console.quiet_console},
     )
+    knobs = _read_knobs(config, defs) if config else {}
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     key = task_partition_key(dataset, task, budget)
     task_stages = chain_stages(defs, TASK_JOB, evaluate)
-    database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset)
+    database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset, knobs)
     reused = [s for s in job_stages(defs, DATABASE_JOB) if s not in database_stages]
     if reused:
         typer.echo(f"up to date for {dataset!r} (same source, code and settings), reused: {', '.join(reused)}")
     console.current = console.StageProgress(len(database_stages) + len(task_stages))
     try:
-        runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages)] if database_stages else []
+        runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages, knobs)] if database_stages else []
         if all(r.success for r in runs):
-            runs.append(run_job(defs, TASK_JOB, key, inst, task_stages))
+            runs.append(run_job(defs, TASK_JOB, key, inst, task_stages, knobs))
+    except DagsterInvalidConfigError as exc:  # a knob of the wrong name or type
+        _fail(f"{config}: {exc}")
     finally:
         console.current.close()
         console.current = None
@@ -180,6 +186,27 @@ def _distill(
     if failed is not None:
         _report(failed)
     return Chain(defs, inst, key, published=failed is None)
+
+
+def _read_knobs(path: Path, defs) -> dict[str, dict]:
+    """``--config``'s YAML, ``{stage: {knob: value}}``, checked for stages that have knobs
+    (Dagster checks the knobs' names and types when the run starts)."""
+    import yaml
+
+    from t2g_cli.runner import stage_knobs
+
+    try:
+        knobs = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        _fail(f"cannot read --config {path}: {exc}")
+    known = stage_knobs(defs)
+    if not isinstance(knobs, dict) or not all(isinstance(v, dict) for v in knobs.values()):
+        _fail(f"{path}: expected a mapping of stage to knobs, e.g. 'distilled_features: {{steps: 100}}'")
+    for stage in knobs:
+        if stage not in known:
+            _fail(f"{path}: stage {stage!r} has no knobs; stages with knobs: "
+                  + "; ".join(f"{s} ({', '.join(k)})" for s, k in known.items()))
+    return knobs
 
 
 def _report(failed) -> None:
@@ -225,12 +252,15 @@ def distill(
     models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
     floor: float = typer.Option(0.5, help="Utility retention T2G must keep to be published (with --evaluate)"),
     verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML of stage knobs, {stage: {knob: value}}, e.g. 'distilled_features: {steps: 100}'"
+    ),
 ) -> None:
     """Materialize the whole chain for one database x task x budget through Dagster.
 
     Exit codes: 0 published, 1 a stage or a data check failed, 3 a quality gate refused.
     """
-    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose, floor=floor)
+    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose, floor=floor, config=config)
     if not chain.published:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
     _print_published(chain)

@@ -89,12 +89,32 @@ def settings_tag(defs) -> str:
     return json.dumps({k: getattr(settings, k) for k in _SETTINGS_KEYS}, sort_keys=True)
 
 
-def stale_stages(defs, inst, job_name: str, partition_key: str) -> list[str]:
+def stage_knobs(defs) -> dict[str, list[str]]:
+    """stage -> the names of its run config knobs, for the stages that have any."""
+    graph = defs.resolve_asset_graph()
+    knobs = {}
+    for key in graph.toposorted_asset_keys:
+        if not graph.get(key).is_materializable:
+            continue
+        field = defs.resolve_assets_def(key).op.config_field
+        fields = getattr(field.config_type, "fields", None) if field is not None else None
+        if fields:
+            knobs[key.to_user_string()] = sorted(fields)
+    return knobs
+
+
+def knobs_run_config(knobs: dict[str, dict], stages: list[str]) -> dict:
+    """The ``ops`` run config giving each of ``stages`` its knobs (those with none are absent)."""
+    return {"ops": {s: {"config": knobs[s]} for s in stages if knobs.get(s)}}
+
+
+def stale_stages(defs, inst, job_name: str, partition_key: str, knobs: Optional[dict] = None) -> list[str]:
     """The stages of ``job_name`` to recompute for ``partition_key``; the rest are up to date.
 
     Up to date, as Dagster tracks it: materialized, with the same code version and upstream
     data versions (the source's content hash, observed first), by a run with the same
-    settings. Once a stage is stale, every stage after it in the chain is recomputed too.
+    settings and the same run config for the stage (``knobs``: stage -> knobs, none by
+    default). Once a stage is stale, every stage after it in the chain is recomputed too.
     """
     from dagster import AssetKey
     from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
@@ -112,19 +132,19 @@ def stale_stages(defs, inst, job_name: str, partition_key: str) -> list[str]:
         instance=inst, asset_graph=graph,
     )
     resolver = CachingStaleStatusResolver(inst, graph, view)
-    wanted = settings_tag(defs)
     stages = job_stages(defs, job_name)
     for i, stage in enumerate(stages):
         key = AssetKey(stage)
         fresh = resolver.get_status(key, partition_key) == StaleStatus.FRESH
+        wanted = (settings_tag(defs), (knobs or {}).get(stage) or None)
         if not fresh or _materialized_with(inst, key, partition_key) != wanted:
             return stages[i:]
     return []
 
 
-def _materialized_with(inst, key, partition_key: str) -> str | None:
-    """The settings tag of the run behind the latest materialization of one partition, or
-    None when it is unknown or that run configured the stage itself."""
+def _materialized_with(inst, key, partition_key: str) -> tuple[str | None, dict | None] | None:
+    """The settings tag and the stage's own run config (None for none) of the run behind the
+    latest materialization of one partition, or None when that is unknown."""
     from dagster import AssetRecordsFilter
 
     records = inst.fetch_materializations(
@@ -133,9 +153,10 @@ def _materialized_with(inst, key, partition_key: str) -> str | None:
     if not records:
         return None
     run = inst.get_run_by_id(records[0].run_id)
-    if run is None or (run.run_config.get("ops") or {}).get(key.to_user_string()):
-        return None  # made with run config of its own (the launchpad's): not what the CLI runs
-    return run.tags.get(SETTINGS_TAG)
+    if run is None:
+        return None
+    config = ((run.run_config.get("ops") or {}).get(key.to_user_string()) or {}).get("config") or None
+    return run.tags.get(SETTINGS_TAG), config
 
 
 def group_stages(defs, group: str) -> set[str]:
@@ -173,8 +194,11 @@ def step_windows(inst, run_id: str) -> list[tuple[str, float, float, Any]]:
     return windows
 
 
-def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]] = None) -> JobRun:
-    """One run of ``job_name`` for ``partition_key`` (all its stages unless ``stages``)."""
+def run_job(
+    defs, job_name: str, partition_key, inst, stages: Optional[list[str]] = None, knobs: Optional[dict] = None,
+) -> JobRun:
+    """One run of ``job_name`` for ``partition_key`` (all its stages unless ``stages``), each
+    stage with its knobs (``knobs``: stage -> run config; Dagster validates them)."""
     from dagster import AssetKey
 
     job = defs.resolve_job_def(job_name)
@@ -184,7 +208,9 @@ def run_job(defs, job_name: str, partition_key, inst, stages: Optional[list[str]
         partition_key=partition_key,
         asset_selection=selection,
         raise_on_error=False,
-        run_config={"loggers": {"console": {}}},  # the definitions' console logger (Dagster's or the CLI's)
+        # the definitions' console logger (Dagster's or the CLI's), and the stages' knobs
+        run_config={"loggers": {"console": {}},
+                    **knobs_run_config(knobs or {}, stages or job_stages(defs, job_name))},
         tags={"t2g/source": "cli", SETTINGS_TAG: settings_tag(defs)},
     )
     by_stage: dict[str, StageRun] = {}

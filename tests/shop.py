@@ -98,3 +98,14 @@ def make_shop(path: Path, seed: int = 0) -> Path:
 def overwrite_table(dataset: Path, table: str, df: pd.DataFrame) -> None:
     """Replace one parquet file behind the manifest's back, as a changed source would."""
     df.to_parquet(Path(dataset) / "db" / f"{table}.parquet", index=False)
+
+
+QUICK_KNOBS = "distilled_features: {steps: 20, gnn_every: 10, gnn_epochs: 20}\nablation_features: {steps: 20}\n"
+
+
+def quick_knobs(folder: Path) -> list[str]:
+    """``t2g distill`` arguments for a short KRR distillation (a knobs file written into
+    ``folder``): for tests about the command and the pipeline, not about the method."""
+    path = Path(folder) / "quick_knobs.yaml"
+    path.write_text(QUICK_KNOBS)
+    return ["--config", str(path)]

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2g_lib.data.format import read_tables
-from shop import make_shop, overwrite_table
+from shop import make_shop, overwrite_table, quick_knobs
 from t2g_cli.main import app
 
 
@@ -29,7 +29,8 @@ def data(tmp_path, monkeypatch) -> Path:
 
 def distill(data: Path, *args: str):
     storage = data.parent / "storage"
-    return CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--out", str(storage), *args])
+    return CliRunner().invoke(app, ["distill", "shop", "churn", "--ratio", "0.2", "--out", str(storage),
+                                    *quick_knobs(data.parent), *args])
 
 
 def read(data: Path, table: str) -> pd.DataFrame:

@@ -37,3 +37,9 @@ def test_launchpad_run_config_reaches_the_method_and_is_not_reused_by_the_cli(tm
                                         asset_selection=[AssetKey("cluster_pretraining")])
         assert result.output_for_node("cluster_pretraining").config.epochs == 3
         assert stale_stages(defs, inst, DATABASE_JOB, "shop") == ["cluster_pretraining"]
+        # The CLI's own knobs (`t2g distill --config`): the same knobs reuse the stage, others do not.
+        knobs = {"cluster_pretraining": {"epochs": 3, "kmeans_every": 3}}
+        assert run_job(defs, DATABASE_JOB, "shop", inst, ["cluster_pretraining"], knobs).success
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop", knobs) == []
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop") == ["cluster_pretraining"]
+        assert stale_stages(defs, inst, DATABASE_JOB, "shop", {"cluster_pretraining": {"epochs": 4}}) == ["cluster_pretraining"]
