@@ -132,11 +132,12 @@ def stale_stages(defs, inst, job_name: str, partition_key: str, knobs: Optional[
         instance=inst, asset_graph=graph,
     )
     resolver = CachingStaleStatusResolver(inst, graph, view)
+    settings = settings_tag(defs)
     stages = job_stages(defs, job_name)
     for i, stage in enumerate(stages):
         key = AssetKey(stage)
         fresh = resolver.get_status(key, partition_key) == StaleStatus.FRESH
-        wanted = (settings_tag(defs), (knobs or {}).get(stage) or None)
+        wanted = (settings, (knobs or {}).get(stage) or None)
         if not fresh or _materialized_with(inst, key, partition_key) != wanted:
             return stages[i:]
     return []
