@@ -65,12 +65,12 @@ def run(
         record(run_job(defs, DATABASE_JOB, database, inst))
         for task in tasks:
             for ratio in ratios:
-                stages = chain_stages(defs, TASK_JOB, evaluate)
+                stages = chain_stages(defs, TASK_JOB, evaluate, compare=evaluate)
                 key = task_partition_key(database, task, ratio)
                 job_run = run_job(defs, TASK_JOB, key, inst, stages)
                 record(job_run, task, ratio)
-                if "evaluation_scores" in job_run.materialized:  # also when a gate refused to publish
-                    evaluated = defs.load_asset_value("evaluation_scores", instance=inst, partition_key=key)
+                if "comparison_scores" in job_run.materialized:  # also when a gate refused to publish
+                    evaluated = defs.load_asset_value("comparison_scores", instance=inst, partition_key=key)
                     df = evaluated.assign(database=database, task=task, ratio=ratio, seed=seed)
                     scores.extend(df.to_dict(orient="records"))
                 checkpoint({"stages": stages_out, "scores": scores}, seeds, tag)

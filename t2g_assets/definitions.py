@@ -10,12 +10,12 @@ from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import cluster_pretraining, column_tokens, raw_tables, validated_schema
 from t2g_assets.assets.source import dataset_source
+from t2g_assets.assets.evaluation import comparison_scores, evaluation_scores
 from t2g_assets.assets.task import (
     ablation_features,
     baseline_graphs,
     distilled_database,
     distilled_features,
-    evaluation_scores,
     sbm_structure,
 )
 from t2g_assets.assets.reference import full_training, gbm_reference
@@ -59,6 +59,7 @@ def build_definitions(
         full_training,
         gbm_reference,
         evaluation_scores,
+        comparison_scores,
         distilled_database,
     ]
     if code_version is not None:

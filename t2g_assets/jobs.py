@@ -10,7 +10,8 @@ database_job = define_asset_job(
 
 task_job = define_asset_job(
     "distill_task",
-    selection=AssetSelection.groups("distillation", "evaluation", "publication"),
-    description="sbm_structure -> distilled_features -> (ablation_features, baseline_graphs) -> "
-    "evaluation_scores -> distilled_database, for one database x task@budget.",
+    selection=AssetSelection.groups("distillation", "evaluation", "comparison", "publication"),
+    description="sbm_structure -> distilled_features -> (full_training, gbm_reference) -> evaluation_scores "
+    "-> distilled_database, and (ablation_features, baseline_graphs) -> comparison_scores, for one database "
+    "x task@budget.",
 )

@@ -135,6 +135,7 @@ def _distill(
     verbose: bool = False,
     floor: float | None = 0.5,
     config: Optional[Path] = None,
+    compare: bool = False,
 ) -> Chain:
     """Run the database job, then the task job, for one database x task x budget.
 
@@ -166,7 +167,7 @@ def _distill(
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
     key = task_partition_key(dataset, task, budget)
-    task_stages = chain_stages(defs, TASK_JOB, evaluate)
+    task_stages = chain_stages(defs, TASK_JOB, evaluate, compare)
     database_stages = stale_stages(defs, inst, DATABASE_JOB, dataset, knobs)
     reused = [s for s in job_stages(defs, DATABASE_JOB) if s not in database_stages]
     if reused:
@@ -249,6 +250,9 @@ def distill(
     seed: int = typer.Option(0, help="Seed of every stochastic stage"),
     out: Optional[Path] = typer.Option(None, help="Storage folder (default: $T2G_STORAGE_DIR or ./storage)"),
     evaluate: bool = typer.Option(False, help="Also train and score GNNs (evaluation_scores gates publication)"),
+    compare: bool = typer.Option(
+        False, help="Also build the ablation and the baselines at the same budget and score them (comparison_scores)"
+    ),
     models: str = typer.Option("sage,hgt,han", help="GNNs the evaluation trains, comma-separated"),
     floor: float = typer.Option(0.5, help="Utility retention T2G must keep to be published (with --evaluate)"),
     verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
@@ -260,7 +264,10 @@ def distill(
 
     Exit codes: 0 published, 1 a stage or a data check failed, 3 a quality gate refused.
     """
-    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose, floor=floor, config=config)
+    chain = _distill(dataset, task, ratio, seed, out, evaluate, models, verbose=verbose, floor=floor, config=config,
+                     compare=compare)
+    if compare:
+        _print_scores(chain, "comparison_scores")
     if not chain.published:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
     _print_published(chain)
@@ -279,12 +286,22 @@ def _print_published(chain: Chain) -> None:
                f"{distilled.graph.num_examples():,} labelled examples")
 
 
+def _print_scores(chain: Chain, asset: str) -> None:
+    """A score table as markdown (a failed stage has exited before: the asset is there)."""
+    from t2g_lib.evaluate import scores_markdown
+
+    typer.echo(scores_markdown(chain.load(asset)))
+
+
 @app.command()
 @_clear_errors
 def demo(
     task: str = typer.Option("player-retention", help="Lahman task to distill"),
     ratio: str = typer.Option("0.01", help="Budget"),
     evaluate: bool = typer.Option(True, help="Train and score GNNs on the distilled graph"),
+    compare: bool = typer.Option(
+        False, help="Also build and score the ablation and the baselines (about 3 more minutes)"
+    ),
     models: str = typer.Option("sage", help="GNNs the evaluation trains (sage,hgt,han for all)"),
     epochs: int = typer.Option(2, help="Epochs of full-data training (the benchmark uses 5)"),
     verbose: bool = typer.Option(False, "--verbose", help="Show Dagster's DEBUG events instead of a progress bar"),
@@ -299,13 +316,11 @@ def demo(
     if not (data_dir() / "lahman" / "manifest.yaml").exists():
         typer.echo("preparing the Lahman database ...")
     ensure_bundled("lahman", data_dir())
-    chain = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose)
+    chain = _distill("lahman", task, ratio, 0, None, evaluate, models, epochs, verbose=verbose, compare=compare)
     if chain.published:
         _print_published(chain)
-    if evaluate:
-        from t2g_lib.evaluate import scores_markdown
-
-        typer.echo(scores_markdown(chain.load("evaluation_scores")))
+    if evaluate or compare:
+        _print_scores(chain, "comparison_scores" if compare else "evaluation_scores")
     if not chain.published:
         raise typer.Exit(3)  # evaluated, refused by a quality gate
 

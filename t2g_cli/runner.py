@@ -166,9 +166,12 @@ def group_stages(defs, group: str) -> set[str]:
     return {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == group}
 
 
-def chain_stages(defs, job_name: str, evaluate: bool) -> list[str]:
-    """The stages of a job, less the evaluation group's unless ``evaluate``."""
-    skipped = set() if evaluate else group_stages(defs, "evaluation")
+def chain_stages(defs, job_name: str, evaluate: bool, compare: bool = False) -> list[str]:
+    """The stages of a job: the evaluation group's only if ``evaluate`` or ``compare``, the
+    comparison group's (the ablation, the baselines and their scores) only if ``compare``."""
+    skipped = set() if compare else group_stages(defs, "comparison")
+    if not (evaluate or compare):
+        skipped |= group_stages(defs, "evaluation")
     return [s for s in job_stages(defs, job_name) if s not in skipped]
 
 

@@ -1,12 +1,14 @@
-"""The evaluation protocol of one database x task x budget: T2G against everything else.
+"""The evaluation protocol of one database x task x budget: T2G against the full data, and
+optionally against everything else at its budget.
 
-Methods at the same budget: ``t2g`` (KRR-distilled), ``t2g_no_pseudo`` (the ablation
-without the pseudo-label term), and the baselines of ``baselines.build_baselines``
-(``centroids``: the SBM graph with cluster centroids, no KRR; the coresets ``random``,
-``kcenter`` and ``herding``); plus each model on the full database. Each method's graph is
-built by a stage of its own; this module trains and scores on all of them. The gate statistic
-is T2G's utility retention of its best model, against the best full-data reference
-(``full_training``'s models and ``gbm_reference``).
+The gate (``evaluation_scores``) scores ``t2g`` alone next to each model on the full
+database and the GBM reference; its statistic is T2G's utility retention of its best model
+against the best full-data reference. The comparison (``comparison_scores``) adds the other
+methods at the same budget: ``t2g_no_pseudo`` (the ablation without the pseudo-label term),
+the baselines of ``baselines.build_baselines`` (``centroids``: the SBM graph with cluster
+centroids, no KRR; the subgraph coresets and herding histories) and, on request, the
+``few_labels`` reference. Each method's graph is built by a stage of its own; this module
+trains and scores on them.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ class EvalSetup:
     task: TaskData
     pretraining: PretrainResult
     distilled: Distillation
-    ablation: Distillation
-    baselines: BaselineGraphs
     full: FullTraining
     gbm: GBMReference | None
     models: list[str]
+    ablation: Distillation | None = None  # the comparison's methods; None: T2G alone (the gate)
+    baselines: BaselineGraphs | None = None
     epochs_distilled: int = 100
     few_labels: bool = False  # also the full database with as many train labels as T2G's graph holds
     seed: int = 0
@@ -57,8 +59,12 @@ class EvalReport:
 
 def methods(setup: EvalSetup) -> tuple[dict, dict[str, float]]:
     """Every method's graph at the T2G budget, and the seconds each took to build."""
-    graphs = {"t2g": setup.distilled.graph, "t2g_no_pseudo": setup.ablation.graph, **setup.baselines.graphs}
-    seconds = {"t2g": setup.distilled.seconds, "t2g_no_pseudo": setup.ablation.seconds, **setup.baselines.seconds}
+    graphs, seconds = {"t2g": setup.distilled.graph}, {"t2g": setup.distilled.seconds}
+    if setup.ablation is not None:
+        graphs["t2g_no_pseudo"], seconds["t2g_no_pseudo"] = setup.ablation.graph, setup.ablation.seconds
+    if setup.baselines is not None:
+        graphs.update(setup.baselines.graphs)
+        seconds.update(setup.baselines.seconds)
     return graphs, seconds
 
 
@@ -72,7 +78,7 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
         seeds=(setup.seed,), gbm=setup.gbm,
         few_labels=setup.distilled.graph.num_examples() if setup.few_labels else None,
         distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
-        trained=[d.judged for d in (setup.distilled, setup.ablation) if d.judged is not None],
+        trained=[d.judged for d in (setup.distilled, setup.ablation) if d is not None and d.judged is not None],
         device=setup.device, log=setup.log,
     )
     t2g = scores[scores["method"] == "t2g"]["utility_retention"]

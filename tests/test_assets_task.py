@@ -52,9 +52,9 @@ def test_evaluation_that_clears_the_utility_gate_publishes(env):
     checks = check_results(result, "evaluation_scores")
     assert checks == {"no_temporal_leakage": True, "utility_retention": True}
     assert {"evaluation_scores", "distilled_database"} <= materialized(result)
-    scores = result.output_for_node("evaluation_scores")
-    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random_subgraphs", "kcenter_subgraphs",
-            "herding_subgraphs"} <= set(scores["method"])
+    assert not {"ablation_features", "baseline_graphs", "comparison_scores"} & materialized(result)
+    scores = result.output_for_node("evaluation_scores")  # the gate: T2G against the full data only
+    assert set(scores["method"]) == {"full", "t2g"}
     assert "gbm" in set(scores["model"])
     mat = [m for m in result.get_asset_materialization_events() if m.asset_key == AssetKey("evaluation_scores")][0]
     table = mat.materialization.metadata["scores"]  # a sortable table in the UI, one row per method
@@ -82,6 +82,25 @@ def test_utility_gate_below_floor_stops_publication(env):
     assert evaluation.passed is False and "floor 1000000000.0" in evaluation.description
     assert "evaluation_scores" in materialized(result) and "distilled_database" not in materialized(result)
     assert env.instance.get_run_by_id(result.run_id).is_failure
+
+
+def test_the_comparison_runs_when_the_gate_refuses_and_scores_t2g_as_the_gate_did(env):
+    """comparison_scores does not wait on the gate: a refused distillation still shows how the
+    ablation and the baselines did, with T2G's rows those of evaluation_scores."""
+    strict = type(env)(env.data_dir, env.storage_dir, env.instance,
+                       settings={"utility_floor": 1e9, "eval_epochs_distilled": 100})
+    key = task_partition_key("shop", "churn", "n6")
+    result = strict.run(env.stages("evaluation", "comparison", "publication"), key)
+    assert not result.success and "distilled_database" not in materialized(result)
+    assert {"ablation_features", "baseline_graphs", "comparison_scores"} <= materialized(result)
+    compared = result.output_for_node("comparison_scores")
+    assert {"full", "t2g", "t2g_no_pseudo", "centroids", "random_subgraphs", "kcenter_subgraphs",
+            "herding_subgraphs", "herding_histories"} <= set(compared["method"])
+    gate = result.output_for_node("evaluation_scores").set_index(["model", "method"])
+    compared = compared.set_index(["model", "method"])
+    for row in gate.index:
+        for column in ("value", "val_value", "storage_bytes", "utility_retention"):
+            assert compared.at[row, column] == gate.at[row, column], (row, column)
 
 
 def test_a_label_older_than_its_entity_fails_the_leakage_gate(tmp_path):

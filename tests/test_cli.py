@@ -84,9 +84,11 @@ def test_a_refusing_quality_gate_exits_3_without_publishing_and_a_met_one_publis
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     args = ["distill", "shop", "churn", "--ratio", "0.2", "--evaluate", "--models", "sage", "--out", str(tmp_path / "s"),
             *quick]
-    refused = CliRunner().invoke(app, [*args, "--floor", "1e9"])  # no distillation keeps 1e9 of anything
+    refused = CliRunner().invoke(app, [*args, "--floor", "1e9", "--compare"])  # nothing keeps 1e9 of anything
     assert refused.exit_code == 3, refused.output
     assert "quality gate refused" in refused.output and "distilled database:" not in refused.output
+    assert "| t2g_no_pseudo |" in refused.output and "| herding_histories |" in refused.output  # the comparison
     met = CliRunner().invoke(app, [*args, "--floor", "-1e9"])  # any retention clears it
     assert met.exit_code == 0, met.output
     assert "distilled database:" in met.output
+    assert "ablation_features" not in met.output.split("stages: ")[1]  # no comparison asked for

@@ -7,8 +7,6 @@ the code server starts without torch; the value each asset returns is named in i
 from typing import Any
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     MetadataValue,
@@ -19,7 +17,6 @@ from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import load_snapshot
 from t2g_assets.configs import ABLATION, AblationParams, KRRParams, StorageParams, krr_config
-from t2g_assets.metadata import frame_table
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -150,7 +147,7 @@ distilled_features = _krr_asset(
     "KRR-distilled synthetic features and soft labels (closed-form ridge, one optimizer).",
 )
 ablation_features = _krr_asset(
-    "ablation_features", "evaluation", AblationParams,
+    "ablation_features", "comparison", AblationParams,
     "The ablation: KRR distillation of the same structure without the pseudo-label term.", **ABLATION,
 )
 
@@ -158,7 +155,7 @@ ablation_features = _krr_asset(
 @asset(
     code_version=CODE_VERSION,
     partitions_def=task_partitions,
-    group_name="evaluation",
+    group_name="comparison",
     ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
 )
 def baseline_graphs(
@@ -179,122 +176,6 @@ def baseline_graphs(
     built = build_baselines(db, cluster_pretraining, sbm_structure, task, settings.seed, log=context.log.info,
                             budget_bytes=distilled_features.graph.nbytes())
     return Output(built, metadata={f"{name}_seconds": s for name, s in built.seconds.items()})
-
-
-@asset(
-    code_version=CODE_VERSION,
-    partitions_def=task_partitions,
-    group_name="evaluation",
-    ins={"raw_tables": AssetIn(**DB_INPUT), "cluster_pretraining": AssetIn(**DB_INPUT)},
-    check_specs=[
-        AssetCheckSpec("no_temporal_leakage", asset="evaluation_scores", blocking=True),
-        AssetCheckSpec("utility_retention", asset="evaluation_scores", blocking=True),
-    ],
-    kinds={"pytorch"},
-)
-def evaluation_scores(
-    context: AssetExecutionContext,
-    settings: T2GSettings,
-    device: ComputeDevice,
-    duckdb: DuckDBResource,
-    raw_tables: dict,
-    cluster_pretraining,
-    distilled_features,
-    ablation_features,
-    baseline_graphs,
-    full_training,
-    gbm_reference,
-):
-    """The score table (a DataFrame): GNNs trained on the distilled graph vs the full
-    database and the baselines.
-
-    Two blocking checks gate publication: no training label saw a row from after its
-    timestamp, and T2G keeps at least ``utility_floor`` of the full-data utility.
-    """
-    from t2g_lib.protocol import EvalSetup, run_evaluation
-
-    database = partition(context)[0]
-    task = load_task(context, duckdb, raw_tables)
-    setup = EvalSetup(
-        db=load_snapshot(duckdb, database, raw_tables),
-        task=task,
-        pretraining=cluster_pretraining,
-        distilled=distilled_features,
-        ablation=ablation_features,
-        baselines=baseline_graphs,
-        full=full_training,
-        gbm=gbm_reference,
-        models=list(settings.eval_models),
-        epochs_distilled=settings.eval_epochs_distilled,
-        few_labels=settings.few_labels_reference,
-        seed=settings.seed,
-        device=device.torch_device(),
-        log=context.log.info,
-    )
-    report = run_evaluation(setup)
-    yield Output(report.scores, metadata=_scores_metadata(report))
-    yield leakage_check(report.leakage)
-    yield utility_check(report.t2g_retention, settings.utility_floor)
-
-
-def _scores_metadata(report) -> dict:
-    """The score table (typed, sortable), its markdown, the gate statistic and the plot."""
-    from t2g_lib.evaluate import COLUMNS, scores_markdown
-    from t2g_lib.plots import plot_metric_vs_compression
-
-    metadata = {
-        "scores": frame_table(report.scores[COLUMNS]),
-        "scores_markdown": MetadataValue.md(scores_markdown(report.scores)),
-        "t2g_retention_best_model": report.t2g_retention,
-    }
-    if len(report.scores):
-        png = plot_metric_vs_compression(report.scores)
-        metadata["plot"] = MetadataValue.md(f"![metric vs compression](data:image/png;base64,{_b64(png)})")
-    return metadata
-
-
-def leakage_check(leakage: dict) -> AssetCheckResult:
-    """``no_temporal_leakage``: fails when a sampled row postdates its label, naming both."""
-    worst = int(leakage["max_leak_seconds"])
-    if leakage["passed"]:
-        description = "no sampled row is later than its label's timestamp"
-    else:
-        e = leakage["examples"][0] if leakage["examples"] else {}
-        description = f"a sampled row is {worst} s later than its label's timestamp"
-        if "table" in e:
-            description += (
-                f": table {e['table']!r}, row {e['row']} ({e['row_time']}) was sampled for the "
-                f"{e['split']} label of entity row {e['seed_row']} at {e['label_time']}"
-            )
-    return AssetCheckResult(
-        check_name="no_temporal_leakage",
-        passed=bool(leakage["passed"]),
-        description=description,
-        metadata={"max_leak_seconds": worst, "examples": MetadataValue.json(leakage["examples"])},
-    )
-
-
-def utility_check(retention: float, floor: float | None) -> AssetCheckResult:
-    """``utility_retention``: T2G keeps at least ``floor`` of full-data utility (no floor: off)."""
-    if floor is None:
-        return AssetCheckResult(
-            check_name="utility_retention",
-            passed=True,
-            description=f"no utility floor set (gate off); T2G keeps {retention:.3f} of full-data utility",
-            metadata={"retention": float(retention)},
-        )
-    return AssetCheckResult(
-        check_name="utility_retention",
-        passed=bool(retention >= floor),
-        description=f"T2G keeps {retention:.3f} of full-data utility (floor {floor})",
-        metadata={"retention": float(retention), "floor": float(floor)},
-    )
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
 
 
 @asset(
