@@ -83,7 +83,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 return generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
                                     task.entity_table, seed, codec)
 
-            graphs, info = {}, {}
+            graphs, info, judged = {}, {}, []
             for rung in rungs:
                 if finished(name, ratio, rung, seed):
                     continue
@@ -92,6 +92,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                        db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress)
                 graphs[rung], hist = distilled.graph, distilled.history
+                judged += [distilled.judged] if distilled.judged is not None else []
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "krr_gnn_val": hist.get("gnn_best_score"),
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
@@ -107,7 +108,9 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
             if not graphs:
                 continue
-            table = evaluate_methods(graphs, models, db, pre.embeddings, task, seeds=[seed], epochs_distilled=100)
+            # the judge's model of a kept graph is the model evaluation would train on it: reused
+            table = evaluate_methods(graphs, models, db, pre.embeddings, task, seeds=[seed], epochs_distilled=100,
+                                     trained=judged)
             for r in table.itertuples():
                 if (name, ratio, r.method, seed, r.model) in done:
                     continue
