@@ -26,10 +26,12 @@ from benchmarks.full_model import RESULTS, commit, prepare, read_jsonl, read_row
 from t2g_lib.data.bundled import BUNDLED
 
 PLAIN = {"feature_dim": None, "precision": "float32"}
-BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0}
+BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
+                 "labels": "hard"}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
-pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13): every rung
-sets its knobs on these."""
+pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
+labels until rung 15): every rung sets its knobs on these."""
+RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 LADDER: dict[str, tuple[dict, dict]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
     "1. + sum aggregation, ages (block medians)": (PLAIN, {"age_init": "block_median"}),
@@ -46,10 +48,10 @@ LADDER: dict[str, tuple[dict, dict]] = {
                                                                "pseudo_tables": 4}),
     "12. 11 with rows as 8 float16 components": ({"feature_dim": 8}, {"select": "gnn", "coreset_fallback": "histories",
                                                                "pseudo_tables": 4}),
-    "13. 11 with the herding histories stored as 8 components (shipped)": ({}, {"select": "gnn", "coreset_fallback": "histories",
-                                                                      "pseudo_tables": 4, "coreset_feature_dim": 8}),
+    "13. 11 with the herding histories stored as 8 components (shipped until rung 15)": ({}, RUNG_13),
     "14. 11 with the herding histories stored as 4 components": ({}, {"select": "gnn", "coreset_fallback": "histories",
                                                                       "pseudo_tables": 4, "coreset_feature_dim": 4}),
+    "15. 13 with the teacher's out-of-fold soft labels (shipped)": ({}, {**RUNG_13, "labels": "teacher"}),
 }
 
 
@@ -62,7 +64,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     from t2g_lib.krr_config import KRRConfig
     from t2g_lib.metrics import primary_metric, task_kind
     from t2g_lib.sbm import budget_for, generate_sbm
-    from t2g_lib.task_data import read_task_labels, task_from_snapshot
+    from t2g_lib.task_data import column_types, hidden_columns, read_task_labels, task_from_snapshot
+    from t2g_lib.teacher import teacher_labels
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
     progress = lambda msg: print(f"  {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
@@ -70,12 +73,14 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)
             if not rerun or r["commit"] == code}
     finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
-    db, raw, _, pre = prepare(data_dir, database)
+    db, raw, schema, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
     for name in tasks:
         task = task_from_snapshot(name, raw["tasks"][name], labels[name][1])
         metric = primary_metric(task_kind(task.task_type))[0]
         for seed in seeds:
+            teacher = None  # fitted once per task and seed, for the rungs that read it
+
             def structure(rung: str):
                 """The SBM structure at the byte budget, rows stored as ``rung`` says."""
                 cfg = StorageConfig(**LADDER[rung][0])
@@ -89,8 +94,12 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                     continue
                 knobs = LADDER[rung][1]
                 t0 = time.perf_counter()
+                if knobs.get("labels") == "teacher" and teacher is None:
+                    teacher = teacher_labels(db, task, column_types(schema), hidden_columns(raw["tasks"]), seed,
+                                             log=progress)
                 distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
-                                       db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress)
+                                             db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress,
+                                             teacher=teacher)
                 graphs[rung], hist = distilled.graph, distilled.history
                 judged += [distilled.judged] if distilled.judged is not None else []
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],

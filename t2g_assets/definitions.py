@@ -17,6 +17,7 @@ from t2g_assets.assets.task import (
     distilled_database,
     distilled_features,
     sbm_structure,
+    teacher_labels,
 )
 from t2g_assets.assets.reference import full_training, gbm_reference
 from t2g_assets.executors import executor_from_env
@@ -53,6 +54,7 @@ def build_definitions(
         column_tokens,
         cluster_pretraining,
         sbm_structure,
+        teacher_labels,
         distilled_features,
         ablation_features,
         baseline_graphs,

@@ -40,7 +40,7 @@ class GBMReference:
     rounds: int
 
 
-def _model(kind, seed: int):
+def gbm_model(kind, seed: int):
     """A classifier, or a regressor fitted to absolute error (the MAE the task is judged by)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -49,7 +49,7 @@ def _model(kind, seed: int):
     return HistGradientBoostingRegressor(loss="absolute_error", **PARAMS, random_state=seed)
 
 
-def _predict(model, kind, x: pd.DataFrame, classes: int) -> np.ndarray:
+def gbm_predict(model, kind, x: pd.DataFrame, classes: int) -> np.ndarray:
     """Probabilities of class 1 (binary), per-class probabilities (multiclass), or targets."""
     if kind == BINARY:
         return model.predict_proba(x)[:, 1]
@@ -77,14 +77,14 @@ def fit_gbm_reference(
     y = {s: getattr(task, s)[task.target_col].to_numpy() for s in ("train", "val", "test")}
     classes = label_classes(task)
     t0 = time.perf_counter()
-    model = _model(kind, seed).fit(x["train"], y["train"])
+    model = gbm_model(kind, seed).fit(x["train"], y["train"])
     fit_s = time.perf_counter() - t0
-    val = score(kind, y["val"], _predict(model, kind, x["val"], classes))[metric]
+    val = score(kind, y["val"], gbm_predict(model, kind, x["val"], classes))[metric]
     log(f"gbm: {x['train'].shape[1]} features per label ({feature_s:.1f}s), {model.n_iter_} rounds "
         f"({fit_s:.1f}s), val {metric} {val:.4f}")
     record = {
         "model": GBM, "method": FULL, "seed": seed,
-        **score(kind, y["test"], _predict(model, kind, x["test"], classes)),
+        **score(kind, y["test"], gbm_predict(model, kind, x["test"], classes)),
         "val_value": val, "distill_seconds": 0.0, "train_seconds": fit_s,
     }
     return GBMReference(record, list(x["train"].columns), feature_s, int(model.n_iter_))

@@ -50,7 +50,11 @@ from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, mat
 from t2g_lib.label_space import LabelSpace
 from t2g_lib.propagate import propagate_all
 from t2g_lib.task_data import TaskData
+from t2g_lib.teacher import TeacherLabels
 from t2g_lib.temporal import TemporalSampler, to_seconds
+
+LABELS = ("teacher", "hard")
+"""What the train examples are labelled with: the teacher's soft labels (when given) or their own."""
 
 @dataclass
 class Distillation:
@@ -156,8 +160,13 @@ def distill_features(
     config: KRRConfig,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    teacher: TeacherLabels | None = None,
 ) -> Distillation:
     """Learn the synthetic graph's ``x`` and target ``y`` by KRR matching (see module doc).
+
+    With ``teacher`` and ``config.labels == "teacher"``, the train examples carry the
+    teacher's out-of-fold predictions instead of their hard labels (``teacher.py``): KRR
+    matches them and the coreset fallback stores them; real val stays what it is.
 
     Loss = task loss (BCE / CE / MSE on standardised targets) of KRR predictions for a
     mini-batch of real training rows + ``beta`` x the cross-entropy of
@@ -180,6 +189,10 @@ def distill_features(
         raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
     if config.coreset_fallback not in FALLBACKS:
         raise ValueError(f"unknown KRR coreset fallback {config.coreset_fallback!r}: one of {FALLBACKS}")
+    if config.labels not in LABELS:
+        raise ValueError(f"unknown KRR train labels {config.labels!r}: one of {LABELS}")
+    soft = config.labels == "teacher" and teacher is not None and teacher.soft is not None
+    task = teacher.apply(task) if soft else task
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
     if structure.target_table != task.entity_table:
@@ -322,6 +335,7 @@ def distill_features(
         log(f"KRR step {step}: the GNN trained on it scores val {history['metric']} {judged[step][0]:.4f}")
 
     history: dict = {"loss": [], "task_loss": [], "pseudo_loss": [], "val": [], "metric": metric,
+                     "labels": "teacher" if soft else "hard",
                      "start": config.start, "select": config.select}
     best_score = validate()
     best_step = 0

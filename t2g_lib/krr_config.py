@@ -35,4 +35,5 @@ class KRRConfig:
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
     gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)
     coreset_fallback: str = "histories"  # with select="gnn": the herding coreset of "histories" (or "subgraphs", "none") kept if it judges better
+    labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph

@@ -31,6 +31,10 @@ def test_distillation_chain_two_budgets_coexist(env):
         # the SBM structure is sized by the budget; the published graph may be the judge's coreset
         sizes[budget] = result.output_for_node("sbm_structure").num_nodes()
         graph = result.output_for_node("distilled_features").graph
+        # the train examples carry the teacher's out-of-fold labels, one per train label
+        teacher = result.output_for_node("teacher_labels")
+        assert result.output_for_node("distilled_features").history["labels"] == "teacher"
+        assert teacher.soft is not None and ((teacher.soft >= 0) & (teacher.soft <= 1)).all()
         assert graph.nbytes() <= result.output_for_node("sbm_structure").nbytes() + 4 * sum(sizes[budget].values())
         for rel in graph.schema.relations:
             parents = graph.parents[rel.index]

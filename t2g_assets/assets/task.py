@@ -93,6 +93,37 @@ def sbm_structure(
     )
 
 
+@asset(
+    code_version=CODE_VERSION,
+    partitions_def=task_partitions,
+    group_name="distillation",
+    ins={"raw_tables": AssetIn(**DB_INPUT), "validated_schema": AssetIn(**DB_INPUT)},
+    kinds={"sklearn", "duckdb"},
+)
+def teacher_labels(
+    context: AssetExecutionContext,
+    settings: T2GSettings,
+    duckdb: DuckDBResource,
+    raw_tables: dict,
+    validated_schema,
+) -> Output:
+    """``TeacherLabels``: every train label's out-of-fold prediction by a GBM on DuckDB
+    aggregates fitted on the other entities, the soft labels the distilled examples carry."""
+    from t2g_lib.task_data import column_types, hidden_columns
+    from t2g_lib.teacher import teacher_labels as fit_teacher
+
+    task = load_task(context, duckdb, raw_tables)
+    db = load_snapshot(duckdb, partition(context)[0], raw_tables)
+    teacher = fit_teacher(db, task, column_types(validated_schema), hidden_columns(raw_tables["tasks"]),
+                          settings.seed, log=context.log.info)
+    return Output(teacher, metadata={
+        f"out_of_fold_{teacher.metric}": teacher.score,
+        "labels": 0 if teacher.soft is None else len(teacher.soft),
+        "folds": teacher.folds,
+        "seconds": teacher.seconds,
+    })
+
+
 def _krr_asset(name: str, group: str, params: type, description: str, **fixed: Any):
     """A KRR distillation stage: T2G itself, or an ablation with some knobs ``fixed``."""
 
@@ -114,6 +145,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
         raw_tables: dict,
         cluster_pretraining,
         sbm_structure,
+        teacher_labels,
     ) -> Output:
         from t2g_lib.krr import distill_features
 
@@ -123,6 +155,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
         out = distill_features(
             sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,
             krr_config(config, settings.seed, **fixed), device=device.torch_device(), log=context.log.info,
+            teacher=teacher_labels,
         )
         graph, history = out.graph, out.history
         return Output(
@@ -135,6 +168,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
                 "payload_bytes": graph.nbytes(),
                 "labelled_examples": graph.num_examples(),
                 "kept": history["kept"],  # "krr", or the herding coreset when its GNN val was higher
+                "train_labels": history["labels"],  # "teacher" (soft) or "hard"
                 **{k: history[k] for k in ("gnn_best_score", "coreset_gnn_val") if k in history},
             },
         )
