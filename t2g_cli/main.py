@@ -108,6 +108,16 @@ def _known_database(dataset: str) -> None:
           "create one with `t2g import` or `t2g prepare lahman`")
 
 
+def _known_task(dataset: str, task: str) -> None:
+    """Fail before any Dagster run when ``dataset`` has no task ``task``, listing its tasks."""
+    from t2g_lib.data.registry import list_tasks
+
+    tasks = list_tasks(data_dir() / dataset)
+    if task not in tasks:
+        _fail(f"database {dataset!r} has no task {task!r} (its tasks: {', '.join(tasks) or 'none'}); "
+              "add one with `t2g add-task`")
+
+
 def _quiet_dagster_notices() -> None:
     """Dagster's beta/preview notices are nothing a user can act on: off the terminal."""
     import warnings
@@ -143,6 +153,7 @@ def _distill(
     a refusal by ``evaluation_scores``' quality gate returns an unpublished chain.
     """
     _known_database(dataset)
+    _known_task(dataset, task)
     _quiet_dagster_notices()  # before the definitions are imported: they raise the notices
 
     from dagster import DagsterInvalidConfigError

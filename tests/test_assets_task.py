@@ -147,3 +147,14 @@ def test_task_stages_read_the_labels_snapshotted_with_the_tables(env):
     train_file.write_bytes(b"overwritten after the snapshot")  # reading the folder now would fail
     result = env.run(env.stages("distillation"), task_partition_key("shop", "churn", "n6"))
     assert result.success
+
+
+def test_a_partition_of_a_missing_task_fails_naming_the_task_and_the_tasks_there(env):
+    """From the UI a task partition can be added by hand: its first stage fails with the task's name."""
+    env.register("shop", ["nope@n6"])
+    result = env.run(env.stages("distillation"), task_partition_key("shop", "nope", "n6"))
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures and {e.step_key for e in failures} <= {"teacher_labels", "sbm_structure"}
+    for e in failures:
+        assert "database 'shop' has no task 'nope' (its tasks: churn)" in e.step_failure_data.error.cause.message
