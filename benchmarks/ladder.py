@@ -32,7 +32,7 @@ BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15): every rung sets its knobs on these."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
-LADDER: dict[str, tuple[dict, dict]] = {
+LADDER: dict[str, tuple[dict, ...]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
     "1. + sum aggregation, ages (block medians)": (PLAIN, {"age_init": "block_median"}),
     "2. + rows as 16 float16 components (more rows, same bytes)": ({}, {"age_init": "block_median"}),
@@ -52,7 +52,12 @@ LADDER: dict[str, tuple[dict, dict]] = {
     "14. 11 with the herding histories stored as 4 components": ({}, {"select": "gnn", "coreset_fallback": "histories",
                                                                       "pseudo_tables": 4, "coreset_feature_dim": 4}),
     "15. 13 with the teacher's out-of-fold soft labels (shipped)": ({}, {**RUNG_13, "labels": "teacher"}),
+    "16. 15 with the teacher cross-fitted on 5 folds, not 2": ({}, {**RUNG_13, "labels": "teacher"}, {"folds": 5}),
+    "17. 16 with soft labels half teacher, half hard label": ({}, {**RUNG_13, "labels": "teacher"},
+                                                             {"folds": 5, "weight": 0.5}),
 }
+"""Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
+the teacher's (``TeacherConfig``)."""
 
 
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
@@ -66,6 +71,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     from t2g_lib.sbm import budget_for, generate_sbm
     from t2g_lib.task_data import column_types, hidden_columns, read_task_labels, task_from_snapshot
     from t2g_lib.teacher import teacher_labels
+    from t2g_lib.teacher_config import TeacherConfig
 
     data_dir = Path(os.environ.get("T2G_DATA_DIR", "data")).resolve()
     progress = lambda msg: print(f"  {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
@@ -79,7 +85,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
         task = task_from_snapshot(name, raw["tasks"][name], labels[name][1])
         metric = primary_metric(task_kind(task.task_type))[0]
         for seed in seeds:
-            teacher = None  # fitted once per task and seed, for the rungs that read it
+            teachers = {}  # fitted once per task, seed and teacher knobs, for the rungs that read them
 
             def structure(rung: str):
                 """The SBM structure at the byte budget, rows stored as ``rung`` says."""
@@ -92,11 +98,15 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
             for rung in rungs:
                 if finished(name, ratio, rung, seed):
                     continue
-                knobs = LADDER[rung][1]
+                knobs, teaching = LADDER[rung][1], (LADDER[rung][2:] or ({},))[0]
                 t0 = time.perf_counter()
-                if knobs.get("labels") == "teacher" and teacher is None:
-                    teacher = teacher_labels(db, task, column_types(schema), hidden_columns(raw["tasks"]), seed,
-                                             log=progress)
+                teacher = None
+                if knobs.get("labels") == "teacher":
+                    key = tuple(sorted(teaching.items()))
+                    if key not in teachers:
+                        teachers[key] = teacher_labels(db, task, column_types(schema), hidden_columns(raw["tasks"]),
+                                                       TeacherConfig(**teaching, seed=seed), log=progress)
+                    teacher = teachers[key]
                 distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                              db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress,
                                              teacher=teacher)

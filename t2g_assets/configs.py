@@ -1,4 +1,4 @@
-"""Run config of the stages with knobs: ``PretrainConfig`` and ``KRRConfig`` as ``dg.Config``.
+"""Run config of the stages with knobs: ``PretrainConfig``, ``TeacherConfig`` and ``KRRConfig`` as ``dg.Config``.
 
 The method's dataclasses stay the single source of every knob and default; each Dagster
 config class is generated from one, so the launchpad shows and edits exactly those fields
@@ -19,6 +19,7 @@ from pydantic import Field, create_model
 from t2g_lib.feature_codec import StorageConfig
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.pretrain import PretrainConfig
+from t2g_lib.teacher_config import TeacherConfig
 
 _NOT_RUN_CONFIG = {"seed", "kernel_params"}
 
@@ -41,6 +42,9 @@ def config_class(name: str, params: type, doc: str, fixed: frozenset[str] = froz
 PretrainParams = config_class(
     "PretrainParams", PretrainConfig, "Knobs of cluster pretraining (t2g_lib.pretrain.PretrainConfig)."
 )
+TeacherParams = config_class(
+    "TeacherParams", TeacherConfig, "Knobs of the teacher's soft labels (t2g_lib.teacher.TeacherConfig)."
+)
 KRRParams = config_class("KRRParams", KRRConfig, "Knobs of the KRR distillation (t2g_lib.krr.KRRConfig).")
 StorageParams = config_class(
     "StorageParams", StorageConfig,
@@ -57,6 +61,10 @@ AblationParams = config_class(
 
 def pretrain_config(params: Config, seed: int) -> PretrainConfig:
     return PretrainConfig(**params.model_dump(), seed=seed)
+
+
+def teacher_config(params: Config, seed: int) -> TeacherConfig:
+    return TeacherConfig(**params.model_dump(), seed=seed)
 
 
 def krr_config(params: Config, seed: int, **fixed: Any) -> KRRConfig:

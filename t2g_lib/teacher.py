@@ -9,7 +9,8 @@ aggregates of rows stamped <= T, HistGradientBoosting), **cross-fitted by entity
 entities are split into ``folds`` groups and each group's labels are predicted by a model
 fitted on the other groups only, so no example is labelled by a model that saw its label.
 Binary tasks get probabilities, regression tasks predicted values; multiclass tasks keep their
-hard labels (``TeacherLabels.soft`` is None).
+hard labels (``TeacherLabels.soft`` is None). ``TeacherConfig.weight`` below 1 blends the
+teacher's prediction with the hard label (knowledge distillation's mix of the two targets).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from t2g_lib.entity_aggregates import label_features
 from t2g_lib.gbm_reference import gbm_model, gbm_predict
 from t2g_lib.metrics import BINARY, MULTICLASS, primary_metric, score, task_kind
 from t2g_lib.task_data import TaskData
+from t2g_lib.teacher_config import TeacherConfig
 
 
 @dataclass
@@ -68,11 +70,13 @@ def teacher_labels(
     task: TaskData,
     column_types: dict[str, dict[str, str]],
     hidden: set[tuple[str, str]],
-    seed: int = 0,
-    folds: int = 2,
+    config: TeacherConfig = TeacherConfig(),
     log=lambda _: None,
 ) -> TeacherLabels:
     """Cross-fitted GBM predictions for every train label of ``task`` (see the module doc)."""
+    if config.folds < 2 or not 0.0 <= config.weight <= 1.0:
+        raise ValueError(f"teacher needs folds >= 2 and a weight in [0, 1], got {config.folds} and {config.weight}")
+    folds, seed = config.folds, config.seed
     kind = task_kind(task.task_type)
     metric, _ = primary_metric(kind)
     started = time.perf_counter()
@@ -89,7 +93,8 @@ def teacher_labels(
         held_out = group == fold
         soft[held_out] = _fold_predictions(kind, x, y, np.flatnonzero(~held_out), seed)[held_out]
     quality = float(score(kind, y, soft)[metric]) if kind != BINARY or len(np.unique(y)) == 2 else float("nan")
+    soft = config.weight * soft + (1.0 - config.weight) * y
     seconds = time.perf_counter() - started
-    log(f"teacher: {folds}-fold GBM labels for {len(y):,} train examples, out-of-fold {metric} {quality:.4f} "
-        f"({seconds:.1f}s)")
+    log(f"teacher: {folds}-fold GBM labels for {len(y):,} train examples, out-of-fold {metric} {quality:.4f}, "
+        f"weight {config.weight:g} ({seconds:.1f}s)")
     return TeacherLabels(soft, metric, quality, seconds, folds)

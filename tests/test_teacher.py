@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from relbench.base import Database, Table
 
-from t2g_lib.teacher import entity_folds, teacher_labels
+from t2g_lib.teacher import TeacherConfig, entity_folds, teacher_labels
 from t2g_lib.task_data import TaskData
 
 T0 = pd.Timestamp("2024-06-01")
@@ -38,27 +39,41 @@ def _fixture(n_users: int = 300, task_type: str = "binary_classification"):
 
 def test_teacher_labels_are_out_of_fold_and_informative():
     db, task = _fixture()
-    teacher = teacher_labels(db, task, TYPES, set(), seed=0)
+    teacher = teacher_labels(db, task, TYPES, set())
     assert teacher.soft.shape == (len(task.train),) and ((teacher.soft >= 0) & (teacher.soft <= 1)).all()
     assert teacher.score > 0.9  # the label is a count the aggregates hold
 
     # Flip every label of fold 0's entities: their soft labels come from fold 1's model only.
     fold = entity_folds(task.train["user_id"].to_numpy(), teacher.folds, 0)
     flipped = task.train.assign(y=np.where(fold == 0, 1 - task.train["y"], task.train["y"]))
-    other = teacher_labels(db, TaskData(**{**task.__dict__, "train": flipped}), TYPES, set(), seed=0)
+    other = teacher_labels(db, TaskData(**{**task.__dict__, "train": flipped}), TYPES, set())
     np.testing.assert_array_equal(other.soft[fold == 0], teacher.soft[fold == 0])
     assert not np.array_equal(other.soft[fold == 1], teacher.soft[fold == 1])  # fitted on the flipped labels
 
-    again = teacher_labels(db, task, TYPES, set(), seed=0)
+    again = teacher_labels(db, task, TYPES, set())
     np.testing.assert_array_equal(again.soft, teacher.soft)  # same seed, same labels
 
 
 def test_apply_replaces_the_train_targets_only_and_multiclass_keeps_hard_labels():
     db, task = _fixture(60)
-    teacher = teacher_labels(db, task, TYPES, set(), seed=1)
+    teacher = teacher_labels(db, task, TYPES, set(), TeacherConfig(seed=1))
     soft = teacher.apply(task)
     np.testing.assert_array_equal(soft.train["y"].to_numpy(), teacher.soft)
     assert soft.val is task.val and soft.test is task.test
     multiclass = TaskData(**{**task.__dict__, "task_type": "multiclass_classification"})
     none = teacher_labels(db, multiclass, TYPES, set())
     assert none.soft is None and none.apply(multiclass) is multiclass
+
+
+def test_more_folds_and_a_weight_below_one_blend_the_hard_labels_in():
+    db, task = _fixture()
+    hard = task.train["y"].to_numpy()
+    pure = teacher_labels(db, task, TYPES, set(), TeacherConfig(folds=4))
+    assert pure.folds == 4 and len(np.unique(entity_folds(task.train["user_id"].to_numpy(), 4, 0))) == 4
+    half = teacher_labels(db, task, TYPES, set(), TeacherConfig(folds=4, weight=0.5))
+    np.testing.assert_allclose(half.soft, 0.5 * pure.soft + 0.5 * hard)
+    assert half.score == pure.score  # the score is the teacher's own, before blending
+    hard_only = teacher_labels(db, task, TYPES, set(), TeacherConfig(weight=0.0))
+    np.testing.assert_array_equal(hard_only.soft, hard)
+    with pytest.raises(ValueError, match="folds >= 2"):
+        teacher_labels(db, task, TYPES, set(), TeacherConfig(folds=1))

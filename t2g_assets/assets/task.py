@@ -16,7 +16,9 @@ from dagster import (
 from dagster_duckdb import DuckDBResource
 
 from t2g_assets.assets.database import load_snapshot
-from t2g_assets.configs import ABLATION, AblationParams, KRRParams, StorageParams, krr_config
+from t2g_assets.configs import (
+    ABLATION, AblationParams, KRRParams, StorageParams, TeacherParams, krr_config, teacher_config,
+)
 from t2g_assets.partitions import split_task_budget, task_partitions, to_database
 from t2g_assets.resources import ComputeDevice, T2GSettings
 from t2g_assets.versions import CODE_VERSION
@@ -102,6 +104,7 @@ def sbm_structure(
 )
 def teacher_labels(
     context: AssetExecutionContext,
+    config: TeacherParams,
     settings: T2GSettings,
     duckdb: DuckDBResource,
     raw_tables: dict,
@@ -115,11 +118,12 @@ def teacher_labels(
     task = load_task(context, duckdb, raw_tables)
     db = load_snapshot(duckdb, partition(context)[0], raw_tables)
     teacher = fit_teacher(db, task, column_types(validated_schema), hidden_columns(raw_tables["tasks"]),
-                          settings.seed, log=context.log.info)
+                          teacher_config(config, settings.seed), log=context.log.info)
     return Output(teacher, metadata={
         f"out_of_fold_{teacher.metric}": teacher.score,
         "labels": 0 if teacher.soft is None else len(teacher.soft),
         "folds": teacher.folds,
+        "weight": config.weight,
         "seconds": teacher.seconds,
     })
 
