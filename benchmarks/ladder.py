@@ -51,8 +51,9 @@ LADDER: dict[str, tuple[dict, ...]] = {
     "13. 11 with the herding histories stored as 8 components (shipped until rung 15)": ({}, RUNG_13),
     "14. 11 with the herding histories stored as 4 components": ({}, {"select": "gnn", "coreset_fallback": "histories",
                                                                       "pseudo_tables": 4, "coreset_feature_dim": 4}),
-    "15. 13 with the teacher's out-of-fold soft labels (shipped)": ({}, {**RUNG_13, "labels": "teacher"}),
-    "16. 15 with the teacher cross-fitted on 5 folds, not 2": ({}, {**RUNG_13, "labels": "teacher"}, {"folds": 5}),
+    "15. 13 with the teacher's out-of-fold soft labels (2 folds; shipped until rung 16)": ({}, {**RUNG_13, "labels": "teacher"},
+                                                                                         {"folds": 2}),
+    "16. 15 with the teacher cross-fitted on 5 folds, not 2 (shipped)": ({}, {**RUNG_13, "labels": "teacher"}, {"folds": 5}),
     "17. 16 with soft labels half teacher, half hard label": ({}, {**RUNG_13, "labels": "teacher"},
                                                              {"folds": 5, "weight": 0.5}),
 }
