@@ -99,7 +99,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
             for rung in rungs:
                 if finished(name, ratio, rung, seed):
                     continue
-                knobs, teaching = LADDER[rung][1], (LADDER[rung][2:] or ({},))[0]
+                knobs, teaching = LADDER[rung][1], LADDER[rung][2] if len(LADDER[rung]) > 2 else {}
                 t0 = time.perf_counter()
                 teacher = None
                 if knobs.get("labels") == "teacher":

@@ -110,12 +110,11 @@ def _known_database(dataset: str) -> None:
 
 def _known_task(dataset: str, task: str) -> None:
     """Fail before any Dagster run when ``dataset`` has no task ``task``, listing its tasks."""
-    from t2g_lib.data.registry import list_tasks
+    from t2g_lib.data.registry import list_tasks, missing_task
 
     tasks = list_tasks(data_dir() / dataset)
     if task not in tasks:
-        _fail(f"database {dataset!r} has no task {task!r} (its tasks: {', '.join(tasks) or 'none'}); "
-              "add one with `t2g add-task`")
+        _fail(f"{missing_task(dataset, task, tasks)}; add one with `t2g add-task`")
 
 
 def _quiet_dagster_notices() -> None:

@@ -35,11 +35,11 @@ def partition(context: AssetExecutionContext) -> tuple[str, str, str, str]:
 
 def task_manifest(context: AssetExecutionContext, raw_tables: dict) -> dict:
     """The snapshotted manifest of this partition's task; a clear error when there is none."""
+    from t2g_lib.data.registry import missing_task
+
     database, task, _, _ = partition(context)
     if task not in raw_tables["tasks"]:
-        raise ValueError(
-            f"database {database!r} has no task {task!r} (its tasks: {', '.join(raw_tables['tasks']) or 'none'})"
-        )
+        raise ValueError(missing_task(database, task, raw_tables["tasks"]))
     return raw_tables["tasks"][task]
 
 

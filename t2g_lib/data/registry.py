@@ -32,6 +32,11 @@ def discover_datasets(data_dir: PathLike) -> dict[str, Path]:
     }
 
 
+def missing_task(database: str, task: str, tasks) -> str:
+    """The error naming a task ``database`` lacks and the tasks it has (CLI and UI say the same)."""
+    return f"database {database!r} has no task {task!r} (its tasks: {', '.join(tasks) or 'none'})"
+
+
 def list_tasks(dataset_path: PathLike) -> list[str]:
     """Names of the tasks under ``tasks/`` that have a manifest, sorted."""
     tasks = Path(dataset_path) / TASKS_DIR
