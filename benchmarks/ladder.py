@@ -27,10 +27,10 @@ from t2g_lib.data.bundled import BUNDLED
 
 PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
-                 "labels": "hard"}
+                 "labels": "hard", "concede": None}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
-labels until rung 15): every rung sets its knobs on these."""
+labels until rung 15, every KRR step run until rung 18): every rung sets its knobs on these."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 LADDER: dict[str, tuple[dict, ...]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
@@ -53,9 +53,12 @@ LADDER: dict[str, tuple[dict, ...]] = {
                                                                       "pseudo_tables": 4, "coreset_feature_dim": 4}),
     "15. 13 with the teacher's out-of-fold soft labels (2 folds; shipped until rung 16)": ({}, {**RUNG_13, "labels": "teacher"},
                                                                                          {"folds": 2}),
-    "16. 15 with the teacher cross-fitted on 5 folds, not 2 (shipped)": ({}, {**RUNG_13, "labels": "teacher"}, {"folds": 5}),
+    "16. 15 with the teacher cross-fitted on 5 folds, not 2 (shipped until rung 18)": ({}, {**RUNG_13, "labels": "teacher"},
+                                                                                   {"folds": 5}),
     "17. 16 with soft labels half teacher, half hard label": ({}, {**RUNG_13, "labels": "teacher"},
                                                              {"folds": 5, "weight": 0.5}),
+    "18. 16 with KRR stopped once the GNN judges it 5% behind the coreset (shipped)": (
+        {}, {**RUNG_13, "labels": "teacher", "concede": 0.05}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""

@@ -118,6 +118,19 @@ def label_targets(
     return y.astype(np.float64)
 
 
+def concedes(krr_val: float, coreset_val: float, margin: float | None, kind) -> bool:
+    """Whether a judged KRR checkpoint trails the herding coreset's GNN val by more than
+    ``margin`` (a fraction of the coreset's score), so further steps are not worth their
+    cost; never with ``margin`` None or a coreset score that is not finite."""
+    if margin is None or not np.isfinite(coreset_val):
+        return False
+    if not np.isfinite(krr_val):
+        return True
+    higher_better = primary_metric(kind)[1]
+    bound = coreset_val - margin * abs(coreset_val) if higher_better else coreset_val + margin * abs(coreset_val)
+    return krr_val < bound if higher_better else krr_val > bound
+
+
 def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
     """The synthetic nodes one step's KRR solve is built on: all of them, or ``size`` drawn
     at random, so a step costs at most a ``size x size`` solve whatever the budget."""
@@ -340,6 +353,16 @@ def distill_features(
     best_score = validate()
     best_step = 0
     best = snapshot()
+    coreset = None
+    if judge and config.coreset_fallback != "none" and config.start != "herding":
+        # Real examples in the KRR graph's bytes (every step's graph has the same shape),
+        # judged first so that KRR can concede to them early (``concede``).
+        coreset = coreset_start(db, features, structure, centroids, task, config.seed, as_graph(best).nbytes(),
+                                num_classes, histories=config.coreset_fallback == "histories",
+                                feature_dim=config.coreset_feature_dim)
+        history["coreset_gnn_val"] = judge(coreset)
+        log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
+            f"{history['coreset_gnn_val']:.4f}")
     surrogate = {0: best_score}
     history["val"].append([0, best_score])
     history["start_score"] = best_score
@@ -388,9 +411,13 @@ def distill_features(
             log(f"KRR step {step}: loss {loss.item():.4f} val {history['metric']} {value:.4f}")
             if step in checks:
                 judge_now(step, snapshot())
+                if coreset is not None and concedes(judged[step][0], history["coreset_gnn_val"], config.concede, kind):
+                    history["conceded_at"] = step
+                    log(f"KRR step {step}: trails the herding coreset by more than {config.concede:.0%}: stopped")
+                    break
 
     if judge:
-        if best_step not in judged:
+        if best_step not in judged and "conceded_at" not in history:
             judge_now(best_step, best)
         history["gnn_val"] = [[k, v[0]] for k, v in sorted(judged.items())]
         sign = -1.0 if primary_metric(kind)[1] else 1.0  # the earliest of the best GNN val scores
@@ -399,14 +426,7 @@ def distill_features(
         history["gnn_best_score"] = judged[best_step][0]
     out, history["kept"] = as_graph(best), "krr"
     log(f"KRR distillation: best step {best_step}, val {history['metric']} {best_score:.4f}")
-    if judge and config.coreset_fallback != "none" and config.start != "herding":
-        # Real examples at the same bytes, judged by the same GNN: kept when they score higher.
-        coreset = coreset_start(db, features, structure, centroids, task, config.seed, out.nbytes(), num_classes,
-                                histories=config.coreset_fallback == "histories",
-                                feature_dim=config.coreset_feature_dim)
-        history["coreset_gnn_val"] = judge(coreset)
-        log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
-            f"{history['coreset_gnn_val']:.4f}")
+    if coreset is not None:  # real examples at the same bytes: kept when the GNN scores them higher
         if is_better(history["coreset_gnn_val"], history["gnn_best_score"], kind):
             out, history["kept"] = coreset, f"herding_{config.coreset_fallback}"
             log("kept the herding coreset: it beats every KRR checkpoint on val")

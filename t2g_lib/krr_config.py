@@ -36,4 +36,5 @@ class KRRConfig:
     gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)
     coreset_fallback: str = "histories"  # with select="gnn": the herding coreset of "histories" (or "subgraphs", "none") kept if it judges better
     labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
+    concede: float | None = 0.05  # with a coreset fallback: KRR stops at a judged step (after the start) whose GNN val trails the coreset's by more than this fraction; None: never
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph

@@ -355,6 +355,37 @@ def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeyp
     assert plain["kept"] == "krr" and "coreset_gnn_val" not in plain
 
 
+@pytest.mark.parametrize("prefers_coreset", [True, False])
+def test_krr_concedes_to_a_coreset_the_gnn_prefers_by_more_than_the_margin(fixture, monkeypatch, prefers_coreset) -> None:
+    """``concede``: the coreset is judged before the KRR steps, and KRR stops at the first
+    judged step after the start that trails it by more than the margin, keeping the coreset;
+    with ``concede=None``, or a KRR graph the judge prefers, every step runs. The judge scores
+    a graph by its count of labelled examples, negated or not, as above."""
+    import t2g_lib.krr as krr
+
+    sign = -1.0 if prefers_coreset else 1.0
+    monkeypatch.setattr(krr.GNNJudge, "__call__", lambda self, g: sign * len(g.y))
+    knobs = dict(steps=20, eval_every=5, select="gnn", gnn_every=10, coreset_fallback="histories")
+    _, hist = _distill(fixture, **knobs)
+    _, patient = _distill(fixture, **knobs, concede=None)
+    assert "conceded_at" not in patient and patient["val"][-1][0] == 20
+    if prefers_coreset:
+        assert hist["conceded_at"] == 10 and hist["val"][-1][0] == 10 and len(hist["loss"]) == 10
+        assert {s for s, _ in hist["gnn_val"]} == {0, 10} and hist["kept"] == patient["kept"] == "herding_histories"
+    else:
+        assert "conceded_at" not in hist and hist["val"][-1][0] == 20 and hist["kept"] == "krr"
+
+
+def test_concedes_reads_the_metric_direction() -> None:
+    from t2g_lib.krr import concedes
+
+    assert concedes(0.70, 0.80, 0.05, "binary_classification")  # AUROC 0.70 < 0.76
+    assert not concedes(0.77, 0.80, 0.05, "binary_classification")
+    assert concedes(30.0, 25.0, 0.05, "regression") and not concedes(26.0, 25.0, 0.05, "regression")  # MAE
+    assert not concedes(0.1, 0.9, None, "binary_classification") and not concedes(0.1, float("nan"), 0.05, "binary_classification")
+    assert concedes(float("nan"), 0.8, 0.05, "binary_classification")
+
+
 def test_pseudo_tables_draws_that_many_tables_each_step(fixture, monkeypatch) -> None:
     """``pseudo_tables=1`` solves one table's pseudo-label term a step where 0 solves every
     table's; the draw is seeded, so a run repeats exactly."""
