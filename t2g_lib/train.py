@@ -21,7 +21,7 @@ from relbench.base import Database
 from torch_geometric.data import HeteroData
 
 from t2g_lib.graph import GraphSchema, SyntheticGraph
-from t2g_lib.layer_trim import TrimmedGraph, model_inputs
+from t2g_lib.layer_trim import CUTS_EXACT_FOR, TrimmedGraph, model_inputs
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
@@ -352,9 +352,13 @@ def train_distilled(
     lr: float = 0.005,
     val_split: SampledSplit | None = None,
     eval_every: int = 10,
+    batch_size: int | None = None,
 ) -> TrainResult:
     """Full-batch training on the synthetic graph only, with its soft labels, and on its
     earlier examples (``graph.earlier``), each through the view of its shift (``seed_views``).
+    With ``batch_size``, an epoch is instead one step per batch of that many examples (a
+    seeded partition, drawn once; each batch's inputs cut to what its seeds read), for the
+    models whose cut is exact (``CUTS_EXACT_FOR``); others stay full-batch.
 
     Binary: BCE against probabilities (clipped to [0, 1]); multiclass: CE against class
     probabilities (rows clipped at 0 and renormalised); regression: MSE on targets
@@ -386,17 +390,27 @@ def train_distilled(
     else:
         index = torch.as_tensor(np.concatenate([g.node for g in groups]), device=device)
     # each layer computes only what reaches a labelled example (``layer_trim``)
-    inputs = model_inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index, spec.num_layers)
+    rng = np.random.default_rng(seed)
+    n = len(index)
+    parts = [np.arange(n)]
+    if batch_size is not None and model_name in CUTS_EXACT_FOR and n > batch_size:
+        order = rng.permutation(n)
+        parts = [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+    batches = [(model_inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
+                             spec.num_layers), target[torch.as_tensor(p)]) for p in parts]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def train_epoch() -> float:
-        """One full-batch step on the synthetic graph's examples; its loss."""
-        pred = inputs.outputs(model, seed_type)
-        loss = task_loss(kind, pred, target, GNN_REGRESSION_LOSS)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+        """One step per batch of the synthetic graph's examples, in a seeded order; the mean loss."""
+        total = 0.0
+        for b in (rng.permutation(len(batches)) if len(batches) > 1 else [0]):
+            inputs, y_b = batches[b]
+            loss = task_loss(kind, inputs.outputs(model, seed_type), y_b, GNN_REGRESSION_LOSS)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y_b)
+        return total / n
 
     fit = _fit(model, epochs, train_epoch, val_split, kind, device, eval_every=eval_every)
     return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds)
