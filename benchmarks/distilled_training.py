@@ -34,7 +34,8 @@ RECIPES: dict[str, dict] = {
 """Each recipe: ``train_distilled``'s epochs, how often real val is scored, and the batch size."""
 
 
-def run(database: str, task_name: str, ratio: str, seeds: list[int], models: list[str], out: Path) -> None:
+def run(database: str, task_name: str, ratio: str, seeds: list[int], models: list[str], recipes: list[str],
+        out: Path) -> None:
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
     from t2g_lib.krr import distill_features
     from t2g_lib.krr_config import KRRConfig
@@ -58,7 +59,7 @@ def run(database: str, task_name: str, ratio: str, seeds: list[int], models: lis
     sampler = make_sampler(db, spec.num_neighbors)
     val, test = (SampledSplit(sampler, pre.embeddings, split, task) for split in (task.val, task.test))
     for seed in seeds:
-        todo = [(r, m) for r in RECIPES for m in models if (task_name, ratio, r, m, seed) not in done]
+        todo = [(r, m) for r in recipes for m in models if (task_name, ratio, r, m, seed) not in done]
         if not todo:
             continue
         t0 = time.perf_counter()
@@ -108,11 +109,17 @@ def main() -> None:
     ap.add_argument("--ratio", default="0.01")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--models", default="sage")
+    ap.add_argument("--recipes", default=";".join(RECIPES), help="names of RECIPES to run, separated by ';'")
     ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
     args = ap.parse_args()
     out = RESULTS / f"distilled-training-{args.database}.jsonl"
     if not args.report:
-        run(args.database, args.task, args.ratio, [int(s) for s in args.seeds.split(",")], args.models.split(","), out)
+        recipes = [r.strip() for r in args.recipes.split(";")]
+        unknown = sorted(set(recipes) - set(RECIPES))
+        if unknown:
+            ap.error(f"unknown recipes {unknown}; known: {list(RECIPES)}")
+        run(args.database, args.task, args.ratio, [int(s) for s in args.seeds.split(",")], args.models.split(","),
+            recipes, out)
     md = report(args.database, out)
     (RESULTS / f"distilled-training-{args.database}.md").write_text(md)
     print(md)
