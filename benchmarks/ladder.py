@@ -27,10 +27,13 @@ from t2g_lib.data.bundled import BUNDLED
 
 PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
-                 "labels": "hard", "concede": None}
+                 "labels": "hard", "concede": None, "gnn_steps": 100,
+                 "gnn_batch_size": None}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
-labels until rung 15, every KRR step run until rung 18): every rung sets its knobs on these."""
+labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
+graphs until rung 19): every rung sets its knobs on these. A rung's graph is evaluated with
+the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 LADDER: dict[str, tuple[dict, ...]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
@@ -57,8 +60,10 @@ LADDER: dict[str, tuple[dict, ...]] = {
                                                                                    {"folds": 5}),
     "17. 16 with soft labels half teacher, half hard label": ({}, {**RUNG_13, "labels": "teacher"},
                                                              {"folds": 5, "weight": 0.5}),
-    "18. 16 with KRR stopped once the GNN judges it 5% behind the coreset (shipped)": (
+    "18. 16 with KRR stopped once the GNN judges it 5% behind the coreset (shipped until rung 19)": (
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05}, {"folds": 5}),
+    "19. 18 with the GNNs (judge, evaluation) trained on batches of 512 examples, 140 steps (shipped)": (
+        {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 140, "gnn_batch_size": 512}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""
@@ -98,7 +103,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 return generate_sbm(db, pre.pseudo_labels, pre.centroids, budget_for(db, ratio, codec),
                                     task.entity_table, seed, codec)
 
-            graphs, info, judged = {}, {}, []
+            graphs, info, judged, recipes = {}, {}, [], {}
             for rung in rungs:
                 if finished(name, ratio, rung, seed):
                     continue
@@ -111,9 +116,10 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                         teachers[key] = teacher_labels(db, task, column_types(schema), hidden_columns(raw["tasks"]),
                                                        TeacherConfig(**teaching, seed=seed), log=progress)
                     teacher = teachers[key]
+                config = KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs})
                 distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
-                                             db, task, KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs}), log=progress,
-                                             teacher=teacher)
+                                             db, task, config, log=progress, teacher=teacher)
+                recipes[rung] = config.judge_recipe()
                 graphs[rung], hist = distilled.graph, distilled.history
                 judged += [distilled.judged] if distilled.judged is not None else []
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
@@ -129,16 +135,19 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 built = build_baselines(db, pre, base, task, seed, budget_bytes=nbytes, names=todo)
                 graphs.update(built.graphs)
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
+                recipes.update({b: KRRConfig(**{**BEFORE_RUNG_9, **LADDER[rung][1]}).judge_recipe() for b in todo})
             if not graphs:
                 continue
             # the judge's model of a kept graph is the model evaluation would train on it: reused
-            table = evaluate_methods(graphs, models, db, pre.embeddings, task, seeds=[seed], epochs_distilled=100,
-                                     trained=judged)
-            for r in table.itertuples():
+            tables = [evaluate_methods({m: graphs[m] for m in graphs if recipes[m] == recipe}, models, db,
+                                       pre.embeddings, task, seeds=[seed], recipe=recipe, trained=judged)
+                      for recipe in dict.fromkeys(recipes.values())]
+            trivial = tables[0].attrs["trivial_score"]
+            for r in pd.concat(tables).itertuples():
                 if (name, ratio, r.method, seed, r.model) in done:
                     continue
                 row = {"task": name, "ratio": ratio, "variant": r.method, "model": r.model, "seed": seed, "commit": code,
-                       "metric": metric, "test": r.value, "val": r.val_value, "trivial": table.attrs["trivial_score"],
+                       "metric": metric, "test": r.value, "val": r.val_value, "trivial": trivial,
                        "krr_val": info[r.method].get("krr_val"), "krr_start": info[r.method].get("krr_start"),
                        "krr_gnn_val": info[r.method].get("krr_gnn_val"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,

@@ -9,6 +9,7 @@ from typing import Optional
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.text_hash import TEXT_MODEL_BUDGET
 
 
@@ -37,13 +38,26 @@ class T2GSettings(ConfigurableResource):
     )
     eval_models: list[str] = Field(default=["sage", "hgt", "han"], description="GNNs trained by evaluation_scores.")
     eval_epochs: int = Field(default=5, description="Epochs of full-data training (early-stopped on val).")
-    eval_epochs_distilled: int = Field(default=100, description="Epochs of training on a distilled graph.")
+    eval_steps_distilled: int = Field(
+        default=DistilledRecipe.steps,
+        description="Optimizer steps of training on a distilled graph (as distilled_features' gnn_steps, so "
+        "evaluation reuses the GNN judge's model of the kept graph).",
+    )
+    eval_batch_size_distilled: Optional[int] = Field(
+        default=DistilledRecipe.batch_size,
+        description="Labelled examples per step on a distilled graph (SAGE, HGT; HAN always reads them all); "
+        "null: every example each step.",
+    )
     few_labels_reference: bool = Field(
         default=False,
         description="Also train each evaluation model on the full database with only as many train labels as "
         "T2G's graph holds (the 'few_labels' row): what so few labels teach. Costs about one full-data "
         "training; the benchmarks turn it on.",
     )
+
+    def distilled_recipe(self) -> DistilledRecipe:
+        """How evaluation trains every model on a distilled graph."""
+        return DistilledRecipe(steps=self.eval_steps_distilled, batch_size=self.eval_batch_size_distilled)
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database

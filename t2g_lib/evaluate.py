@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from relbench.base import Database
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.eval_splits import label_classes, prepare_splits
 from t2g_lib.full_training import FULL, FullTraining, full_nbytes
 from t2g_lib.gbm_reference import GBMReference
@@ -30,6 +31,7 @@ from t2g_lib.train import label_frame, train_distilled, train_full
 
 FEW_LABELS = "few_labels"
 """Method name of the label-subsample reference (full database, as many labels as T2G)."""
+FEW_LABELS_EPOCHS = 20
 
 COLUMNS = [
     "model", "method", "metric", "value", "value_std", "val_value", "storage_bytes",
@@ -51,7 +53,7 @@ def evaluate_methods(
     *,
     trained: Iterable[JudgedModel] = (),
     distill_seconds: dict[str, float] | None = None,
-    epochs_distilled: int = 200,
+    recipe: DistilledRecipe = DistilledRecipe(),
     batch_size: int = 512,
     device="cpu",
     spec: ModelSpec = ModelSpec(),
@@ -70,7 +72,7 @@ def evaluate_methods(
     few labelled examples can teach when nothing else is distilled. The leakage report
     is kept in ``df.attrs["leakage"]``; a failed check (here or in ``full``) returns a table
     without rows before any training. A model in ``trained`` (the GNN judge's) stands in for
-    training the same model (name, seed, epochs, spec) on the same graph (digest) again.
+    training the same model (name, seed, recipe, spec) on the same graph (digest) again.
     """
     if FULL in methods:
         raise ValueError(f"method name {FULL!r} is reserved for full-data training")
@@ -99,7 +101,7 @@ def evaluate_methods(
                 records.append(reference)
             if few_labels:
                 res = _train_few_labels(model_name, db, features, task, few_labels, seed, splits, device,
-                                        spec, batch_size, epochs_distilled, log)
+                                        spec, batch_size, log)
                 records.append(splits.scored(model_name, FEW_LABELS, seed, res, full_bytes, math.nan, device))
             for method, graph in methods.items():
                 seconds = float(distill_seconds.get(method, math.nan))
@@ -108,12 +110,12 @@ def evaluate_methods(
                     log(f"{model_name} seed {seed}: {method} is the graph already scored, the same scores")
                     records.append({**scored[key], "method": method, "distill_seconds": seconds})
                     continue
-                res = reuse.get((model_name, seed, epochs_distilled, spec, digests[method]))
+                res = reuse.get((model_name, seed, recipe, spec, digests[method]))
                 if res is not None:
                     log(f"{model_name} seed {seed}: {method} is the graph the GNN judge trained this model on, "
                         f"its model reused (val {res.val_metric:.4f})")
                 else:
-                    res = train_distilled(model_name, graph, epochs_distilled, seed, device, kind, spec,
+                    res = train_distilled(model_name, graph, recipe, seed, device, kind, spec,
                                           val_split=splits.val)
                 scored[key] = splits.scored(model_name, method, seed, res, graph.nbytes(), seconds, device)
                 records.append(scored[key])
@@ -127,14 +129,14 @@ def evaluate_methods(
     return out
 
 
-def _train_few_labels(model_name, db, features, task, n, seed, splits, device, spec, batch_size, epochs, log):
-    """``train_full`` on ``n`` train labels drawn with ``seed``; small batches, so that a few
-    hundred labels still make several steps an epoch."""
+def _train_few_labels(model_name, db, features, task, n, seed, splits, device, spec, batch_size, log):
+    """``train_full`` on ``n`` train labels drawn with ``seed`` for up to ``FEW_LABELS_EPOCHS``
+    (early-stopped); small batches, so that a few hundred labels still make several steps an epoch."""
     train = label_frame(task.train)
     few = replace(task, train=train.sample(n=min(n, len(train)), random_state=seed).reset_index(drop=True))
     log(f"{model_name} seed {seed}: the full database as context, {len(few.train)} train labels")
     return train_full(
-        model_name, db, features, few, max(epochs // 5, 1), min(batch_size, 32), seed, device, spec,
+        model_name, db, features, few, FEW_LABELS_EPOCHS, min(batch_size, 32), seed, device, spec,
         patience=5, num_classes=label_classes(task) if splits.kind == MULTICLASS else None,
         sampler=splits.sampler, val_split=splits.val,
     )

@@ -339,7 +339,7 @@ def distill_features(
         ).with_codec(codec)
 
     # With select="gnn", the evaluation GNN judges a few checkpoints (krr_select.py).
-    judge = None if config.select == "krr" else GNNJudge(db, features, task, config.gnn_epochs, config.seed, device)
+    judge = None if config.select == "krr" else GNNJudge(db, features, task, config.judge_recipe(), config.seed, device)
     checks = gnn_checkpoints(config.steps, config.gnn_every) if judge else set()
     judged: dict[int, tuple[float, tuple]] = {}  # step -> (GNN val, snapshot)
 

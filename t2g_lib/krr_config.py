@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from t2g_lib.distilled_recipe import DistilledRecipe
+
 
 @dataclass
 class KRRConfig:
@@ -33,8 +35,13 @@ class KRRConfig:
     start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples
     select: str = "gnn"  # keep the checkpoint the evaluation GNN ("gnn"), or the KRR surrogate ("krr"), scores best on val
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
-    gnn_epochs: int = 100  # epochs of each judging GNN (evaluation's training on a distilled graph)
+    gnn_steps: int = DistilledRecipe.steps  # optimizer steps of each judging GNN (as evaluation trains)
+    gnn_batch_size: int | None = DistilledRecipe.batch_size  # examples per judging step; None: every example
     coreset_fallback: str = "histories"  # with select="gnn": the herding coreset of "histories" (or "subgraphs", "none") kept if it judges better
     labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
     concede: float | None = 0.05  # with a coreset fallback: KRR stops at a judged step (after the start) whose GNN val trails the coreset's by more than this fraction; None: never
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph
+
+    def judge_recipe(self) -> DistilledRecipe:
+        """How the GNN judge trains on each graph it scores."""
+        return DistilledRecipe(steps=self.gnn_steps, batch_size=self.gnn_batch_size)

@@ -21,6 +21,7 @@ import pandas as pd
 from relbench.base import Database
 
 from t2g_lib.baselines import BaselineGraphs
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.full_training import FullTraining
 from t2g_lib.gbm_reference import GBMReference
 from t2g_lib.krr import Distillation
@@ -41,7 +42,7 @@ class EvalSetup:
     models: list[str]
     ablation: Distillation | None = None  # the comparison's methods; None: T2G alone (the gate)
     baselines: BaselineGraphs | None = None
-    epochs_distilled: int = 100
+    recipe: DistilledRecipe = DistilledRecipe()  # how every model trains on a distilled graph
     few_labels: bool = False  # also the full database with as many train labels as T2G's graph holds
     seed: int = 0
     device: object = "cpu"
@@ -77,7 +78,7 @@ def run_evaluation(setup: EvalSetup) -> EvalReport:
         graphs, setup.models, setup.db, setup.pretraining.embeddings, setup.task, full=setup.full,
         seeds=(setup.seed,), gbm=setup.gbm,
         few_labels=setup.distilled.graph.num_examples() if setup.few_labels else None,
-        distill_seconds=seconds, epochs_distilled=setup.epochs_distilled,
+        distill_seconds=seconds, recipe=setup.recipe,
         trained=[d.judged for d in (setup.distilled, setup.ablation) if d is not None and d.judged is not None],
         device=setup.device, log=setup.log,
     )

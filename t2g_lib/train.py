@@ -20,6 +20,7 @@ import torch
 from relbench.base import Database
 from torch_geometric.data import HeteroData
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.layer_trim import CUTS_EXACT_FOR, TrimmedGraph, model_inputs
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
@@ -187,9 +188,10 @@ def _fit(
     patience: int | None = None,
     report: Callable[[int, float, float, float], None] = lambda *_: None,
 ) -> _Fit:
-    """The epoch loop both protocols share: train, score on real val every ``eval_every``
-    epochs (and at the last), keep the best checkpoint, stop after ``patience`` scored
-    epochs without improvement (never, when None). Fitting and validation are timed apart."""
+    """The loop both protocols share, over rounds (full training's epochs, distilled
+    training's steps): train a round, score on real val every ``eval_every`` rounds (and at
+    the last), keep the best checkpoint, stop after ``patience`` scored rounds without
+    improvement (never, when None). Fitting and validation are timed apart."""
     metric, _ = primary_metric(kind)
     best, best_state, bad = float("nan"), None, 0
     fit_s = val_s = 0.0
@@ -343,7 +345,7 @@ def restore_distilled(model_name: str, graph: SyntheticGraph, task_type, spec: M
 def train_distilled(
     model_name: str,
     graph: SyntheticGraph,
-    epochs: int = 200,
+    recipe: DistilledRecipe = DistilledRecipe(),
     seed: int = 0,
     device="cpu",
     task_type="binary",
@@ -351,20 +353,18 @@ def train_distilled(
     *,
     lr: float = 0.005,
     val_split: SampledSplit | None = None,
-    eval_every: int = 10,
-    batch_size: int | None = None,
 ) -> TrainResult:
-    """Full-batch training on the synthetic graph only, with its soft labels, and on its
-    earlier examples (``graph.earlier``), each through the view of its shift (``seed_views``).
-    With ``batch_size``, an epoch is instead one step per batch of that many examples (a
-    seeded partition, drawn once; each batch's inputs cut to what its seeds read), for the
-    models whose cut is exact (``CUTS_EXACT_FOR``); others stay full-batch.
+    """Train on the synthetic graph only, with its soft labels, and on its earlier examples
+    (``graph.earlier``), each through the view of its shift (``seed_views``), for
+    ``recipe.steps`` optimizer steps: each step one batch of ``recipe.batch_size`` examples
+    (its inputs cut to what its seeds read) or, without a batch size or for a model whose cut
+    is not exact, every example (``DistilledRecipe``).
 
     Binary: BCE against probabilities (clipped to [0, 1]); multiclass: CE against class
-    probabilities (rows clipped at 0 and renormalised); regression: MSE on targets
+    probabilities (rows clipped at 0 and renormalised); regression: L1 on targets
     standardised by the synthetic labels' mean and std. When ``val_split`` is given, the
-    real val split only picks the checkpoint (every ``eval_every`` epochs and at the end),
-    as early stopping does for full training.
+    real val split only picks the checkpoint (every ``recipe.eval_every`` steps and at the
+    last), as early stopping does for full training. ``TrainResult.epochs`` counts steps.
     """
     kind = task_kind(task_type)
     metric, _ = primary_metric(kind)
@@ -391,26 +391,26 @@ def train_distilled(
         index = torch.as_tensor(np.concatenate([g.node for g in groups]), device=device)
     # each layer computes only what reaches a labelled example (``layer_trim``)
     rng = np.random.default_rng(seed)
-    n = len(index)
+    n, size = len(index), recipe.batch_size
     parts = [np.arange(n)]
-    if batch_size is not None and model_name in CUTS_EXACT_FOR and n > batch_size:
+    if size is not None and model_name in CUTS_EXACT_FOR and n > size:
         order = rng.permutation(n)
-        parts = [np.sort(order[i : i + batch_size]) for i in range(0, n, batch_size)]
+        parts = [np.sort(order[i : i + size]) for i in range(0, n, size)]
     batches = [(model_inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
                              spec.num_layers), target[torch.as_tensor(p)]) for p in parts]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    queue: list[int] = []
 
-    def train_epoch() -> float:
-        """One step per batch of the synthetic graph's examples, in a seeded order; the mean loss."""
-        total = 0.0
-        for b in (rng.permutation(len(batches)) if len(batches) > 1 else [0]):
-            inputs, y_b = batches[b]
-            loss = task_loss(kind, inputs.outputs(model, seed_type), y_b, GNN_REGRESSION_LOSS)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(y_b)
-        return total / n
+    def train_step() -> float:
+        """One step on the next batch of a pass over them in a seeded order; its loss."""
+        if not queue:
+            queue.extend(rng.permutation(len(batches)).tolist() if len(batches) > 1 else [0])
+        inputs, y_b = batches[queue.pop(0)]
+        loss = task_loss(kind, inputs.outputs(model, seed_type), y_b, GNN_REGRESSION_LOSS)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
 
-    fit = _fit(model, epochs, train_epoch, val_split, kind, device, eval_every=eval_every)
+    fit = _fit(model, recipe.steps, train_step, val_split, kind, device, eval_every=recipe.eval_every)
     return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds)

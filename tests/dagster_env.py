@@ -24,7 +24,7 @@ class Env:
             storage_dir=str(self.storage_dir),
             device="cpu",
             # Tests that are not about the utility gate keep it out of the way.
-            **{"eval_models": ["sage"], "eval_epochs": 2, "eval_epochs_distilled": 20, "utility_floor": None,
+            **{"eval_models": ["sage"], "eval_epochs": 2, "eval_steps_distilled": 20, "utility_floor": None,
                **self.settings},
         )
 

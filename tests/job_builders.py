@@ -8,7 +8,7 @@ def task_job(data_dir: str, storage_dir: str):
     from t2g_assets.definitions import build_definitions
 
     defs = build_definitions(data_dir=data_dir, storage_dir=storage_dir, device="cpu", executor=in_process_executor,
-                             eval_models=["sage"], eval_epochs=1, eval_epochs_distilled=10,
+                             eval_models=["sage"], eval_epochs=1, eval_steps_distilled=10,
                              utility_floor=None)  # resumability, not the gate, is under test
     return defs.resolve_job_def("distill_task")
 

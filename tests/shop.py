@@ -100,7 +100,7 @@ def overwrite_table(dataset: Path, table: str, df: pd.DataFrame) -> None:
     df.to_parquet(Path(dataset) / "db" / f"{table}.parquet", index=False)
 
 
-QUICK_KNOBS = "distilled_features: {steps: 20, gnn_every: 10, gnn_epochs: 20}\nablation_features: {steps: 20}\n"
+QUICK_KNOBS = "distilled_features: {steps: 20, gnn_every: 10, gnn_steps: 20}\nablation_features: {steps: 20}\n"
 
 
 def quick_knobs(folder: Path) -> list[str]:

@@ -9,6 +9,7 @@ from relbench.manifest import TableSpec
 from dagster_env import Env, check_results
 from shop import SPECS, make_shop
 from t2g_lib.data.format import write_dataset, read_tables
+from t2g_lib.krr_config import KRRConfig
 from t2g_assets.partitions import task_partition_key
 
 
@@ -48,9 +49,9 @@ def materialized(result) -> set[str]:
 
 
 def test_evaluation_that_clears_the_utility_gate_publishes(env):
-    # as many epochs as the GNN judge trains (KRRConfig.gnn_epochs), so its model is reused
+    # as many steps as the GNN judge trains (KRRConfig.gnn_steps), so its model is reused
     lenient = type(env)(env.data_dir, env.storage_dir, env.instance,
-                        settings={"utility_floor": -1e9, "eval_epochs_distilled": 100})
+                        settings={"utility_floor": -1e9, "eval_steps_distilled": KRRConfig.gnn_steps})
     key = task_partition_key("shop", "churn", "0.1")
     result = lenient.run(env.stages("evaluation", "publication"), key, raise_on_error=True)
     checks = check_results(result, "evaluation_scores")
@@ -92,7 +93,7 @@ def test_the_comparison_runs_when_the_gate_refuses_and_scores_t2g_as_the_gate_di
     """comparison_scores does not wait on the gate: a refused distillation still shows how the
     ablation and the baselines did, with T2G's rows those of evaluation_scores."""
     strict = type(env)(env.data_dir, env.storage_dir, env.instance,
-                       settings={"utility_floor": 1e9, "eval_epochs_distilled": 100})
+                       settings={"utility_floor": 1e9, "eval_steps_distilled": KRRConfig.gnn_steps})
     key = task_partition_key("shop", "churn", "n6")
     result = strict.run(env.stages("evaluation", "comparison", "publication"), key)
     assert not result.success and "distilled_database" not in materialized(result)

@@ -11,6 +11,7 @@ import pytest
 from sklearn import metrics as skm
 from test_models import ENTITY, EVENTS, make_fixture, make_graph
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.baselines import SELECTORS
 from t2g_lib.subgraph_coreset import subgraph_coreset
 from t2g_lib.evaluate import COLUMNS, FEW_LABELS, evaluate_methods, scores_markdown
@@ -91,7 +92,7 @@ def _full(fx, **kwargs):
 def _evaluate(fx, methods, full=True, **kwargs) -> pd.DataFrame:
     return evaluate_methods(
         methods, ["sage"], fx.db, fx.features, fx.task, full=_full(fx) if full else None, seeds=[0],
-        epochs_distilled=30, batch_size=64, spec=SPEC, distill_seconds={"t2g": 1.5}, **kwargs,
+        recipe=DistilledRecipe(steps=30), batch_size=64, spec=SPEC, distill_seconds={"t2g": 1.5}, **kwargs,
     )
 
 
@@ -129,7 +130,7 @@ def test_evaluation_reads_the_full_data_reference_without_retraining() -> None:
     assert full.leakage["passed"] and list(full.records["model"]) == ["sage"]
     lines.clear()
     df = evaluate_methods({"t2g": make_graph(fx)}, ["sage"], fx.db, fx.features, fx.task, full=full, seeds=[0],
-                          epochs_distilled=30, batch_size=64, spec=SPEC, log=lines.append)
+                          recipe=DistilledRecipe(steps=30), batch_size=64, spec=SPEC, log=lines.append)
     assert not any("full database" in line for line in lines)  # the reference is read, not retrained
     row = df[df["method"] == FULL].iloc[0]
     reference = full.record("sage", 0)
@@ -224,10 +225,10 @@ def test_the_judges_model_stands_in_for_training_it_again(tmp_path) -> None:
     """The GNN judge trains evaluation's model on the graph it keeps. Stored with the graph,
     which loads back bit for bit (its codec coefficients are saved as they are, not encoded
     again), that model is reused by evaluation, which reports what training it again reports;
-    a model trained another way (here: other epochs) is not."""
+    a model trained another way (here: in smaller batches) is not."""
     fx = make_fixture("binary")
     graph = make_graph(fx).with_codec(FeatureCodec.fit(fx.features, 3))
-    judge = GNNJudge(fx.db, fx.features, fx.task, epochs=30, seed=0, spec=SPEC, batch_size=64)
+    judge = GNNJudge(fx.db, fx.features, fx.task, DistilledRecipe(steps=30), seed=0, spec=SPEC, batch_size=64)
     judge(graph)
     Distillation(graph, {"seconds": 1.5}, judge.model_for(graph)).save(tmp_path)
     stored = Distillation.load(tmp_path)
@@ -239,7 +240,7 @@ def test_the_judges_model_stands_in_for_training_it_again(tmp_path) -> None:
     for col in ("value", "val_value", "epochs_trained", "storage_bytes"):
         assert reused.iloc[0][col] == again.iloc[0][col]
     lines.clear()
-    evaluate_methods({"t2g": stored.graph}, ["sage"], fx.db, fx.features, fx.task, seeds=[0], epochs_distilled=20,
+    evaluate_methods({"t2g": stored.graph}, ["sage"], fx.db, fx.features, fx.task, seeds=[0], recipe=DistilledRecipe(steps=30, batch_size=8),
                      batch_size=64, spec=SPEC, trained=[stored.judged], log=lines.append)
     assert not any("model reused" in line for line in lines)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.sbm import budget_for, generate_sbm
@@ -63,7 +64,7 @@ def test_a_model_trained_on_a_coded_graph_reads_real_rows_through_the_same_subsp
     codec = FeatureCodec.fit(_features(db), 1)
     graph = generate_sbm(db, labels, cent, budget_for(db, "0.1", codec), "users", seed=0, codec=codec)
     graph.y = (np.arange(len(graph.y)) % 2).astype(np.float32)
-    model = train_distilled("sage", graph, epochs=2, seed=0).model.eval()
+    model = train_distilled("sage", graph, DistilledRecipe(steps=2), seed=0).model.eval()
     data = graph.to_hetero()
     nt = graph.schema.node_type("users")
     rng = np.random.default_rng(1)

@@ -12,6 +12,7 @@ from relbench.base import Database, Table
 from sklearn.cluster import KMeans
 from sklearn.kernel_ridge import KernelRidge
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.train import train_distilled
@@ -212,7 +213,7 @@ def test_temporal_sum_distillation_learns_ages_the_gnn_then_reads(fixture) -> No
     assert age.shape == (len(graph.x["order items"]),) and np.isfinite(age).all() and (age >= 0).all()
     assert 0 < float(np.median(age)) < 100  # orders are 0-99 days old at the labels' times
     np.testing.assert_array_equal(age, again.age["order items"])  # same seed, same ages
-    model = train_distilled("sage", graph, epochs=3, seed=0, task_type="binary_classification").model
+    model = train_distilled("sage", graph, DistilledRecipe(steps=3), seed=0, task_type="binary_classification").model
     assert model.temporal  # a graph with ages trains a model that reads them
     assert hist["best_score"] >= hist["start_score"]
 
@@ -313,13 +314,13 @@ def test_gnn_selection_keeps_the_checkpoint_the_gnn_scores_best(fixture) -> None
     """``select="gnn"``: the evaluation GNN judges the start, every ``gnn_every``-th step, the
     last and the surrogate's best; the kept graph is the one it scored best on real val."""
     db, features, pseudo, cents, structure, train, val = fixture
-    out, hist = _distill(fixture, steps=20, eval_every=5, select="gnn", gnn_every=10, gnn_epochs=10)
+    out, hist = _distill(fixture, steps=20, eval_every=5, select="gnn", gnn_every=10, gnn_steps=10)
     judged = dict((int(s), v) for s, v in hist["gnn_val"])
     assert {0, 10, 20, hist["val"][max(range(len(hist["val"])), key=lambda i: hist["val"][i][1])][0]} <= set(judged)
     assert hist["gnn_best_score"] == max(judged.values()) == judged[hist["best_step"]]
     assert hist["best_score"] == dict(hist["val"])[hist["best_step"]]  # the surrogate's score of that step
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
-    assert GNNJudge(db, features, task, epochs=10, seed=0)(out) == pytest.approx(hist["gnn_best_score"])
+    assert GNNJudge(db, features, task, DistilledRecipe(steps=10), seed=0)(out) == pytest.approx(hist["gnn_best_score"])
     with pytest.raises(ValueError, match="checkpoint selection"):
         _distill(fixture, select="test")
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 from relbench.base import Database, Table
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.graph import GraphSchema, SyntheticGraph
 from t2g_lib.models import MODEL_NAMES, ModelSpec, build_model
 from t2g_lib.task_data import TaskData
@@ -195,10 +196,10 @@ def test_train_distilled_transfers_to_real_seeds(fx: Fixture) -> None:
     graph = make_graph(fx)
     sampler = TemporalSampler(fx.db, [8, 8])
     val = SampledSplit(sampler, fx.features, fx.val, fx.task, 64)
-    res = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
-                          spec=ModelSpec(hidden=32), val_split=val, eval_every=20)
-    again = train_distilled("hgt", graph, epochs=60, seed=1, device="cpu", task_type="binary",
-                            spec=ModelSpec(hidden=32), val_split=val, eval_every=20)
+    res = train_distilled("hgt", graph, DistilledRecipe(steps=60, eval_every=20), seed=1, device="cpu",
+                          task_type="binary", spec=ModelSpec(hidden=32), val_split=val)
+    again = train_distilled("hgt", graph, DistilledRecipe(steps=60, eval_every=20), seed=1, device="cpu",
+                            task_type="binary", spec=ModelSpec(hidden=32), val_split=val)
     assert res.losses[-1] < res.losses[0]
     assert res.val_metric > 0.7
     pred, leak = predict(res.model, fx.db, fx.features, fx.test, fx.task)
@@ -211,7 +212,7 @@ def test_train_distilled_transfers_to_real_seeds(fx: Fixture) -> None:
 def test_distilled_outputs_match_the_task(task_type: str) -> None:
     fxt = make_fixture(task_type)
     graph = make_graph(fxt)
-    res = train_distilled("han", graph, epochs=80, seed=0, task_type=task_type, spec=ModelSpec(hidden=32))
+    res = train_distilled("han", graph, DistilledRecipe(steps=80), seed=0, task_type=task_type, spec=ModelSpec(hidden=32))
     assert res.losses[-1] < res.losses[0]
     pred, _ = predict(res.model, fxt.db, fxt.features, fxt.test, fxt.task)
     if task_type == "multiclass":
@@ -227,3 +228,19 @@ def test_distilled_outputs_match_the_task(task_type: str) -> None:
         raw = torch.tensor([[-1.0], [0.0], [2.0]])
         expected = [graph.y.mean() - graph.y.std(), graph.y.mean(), graph.y.mean() + 2 * graph.y.std()]
         np.testing.assert_allclose(model.output_to_prediction(raw).numpy(), expected, rtol=1e-5)
+
+
+def test_a_recipe_refuses_what_cannot_train() -> None:
+    for bad in (dict(steps=0), dict(eval_every=0), dict(batch_size=0)):
+        with pytest.raises(ValueError, match="steps >= 1|batch_size must be"):
+            DistilledRecipe(**bad)
+
+
+def test_the_judge_trains_as_evaluation_does_by_default() -> None:
+    """The GNN judge's recipe (``KRRConfig``) and evaluation's (``T2GSettings``) are equal by
+    default, so evaluation reuses the judge's model of the kept graph instead of training it again."""
+    from t2g_assets.resources import T2GSettings
+    from t2g_lib.krr_config import KRRConfig
+
+    settings = T2GSettings(data_dir="d", storage_dir="s", text_cache_dir="t")
+    assert KRRConfig().judge_recipe() == settings.distilled_recipe() == DistilledRecipe()

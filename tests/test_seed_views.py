@@ -8,6 +8,7 @@ import pytest
 import torch
 from test_models import ENTITY, make_fixture, make_graph
 
+from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.baselines import SELECTORS
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec, build_model
@@ -75,23 +76,24 @@ def test_a_histories_coreset_fits_the_budget_with_more_labels_than_subgraphs(tas
     assert len(hist.y) + len(hist.earlier) > len(plain.y)
     shape = np.asarray(hist.earlier.y).shape
     assert shape == ((len(hist.earlier), 3) if task_type == "multiclass" else (len(hist.earlier),))
-    result = train_distilled("sage", hist, epochs=3, task_type=fx.task.task_type, spec=SPEC)
+    result = train_distilled("sage", hist, DistilledRecipe(steps=3), task_type=fx.task.task_type, spec=SPEC)
     assert np.isfinite(result.losses).all()
 
 
 def test_mini_batches_of_a_histories_graph_train_deterministically() -> None:
-    """``train_distilled(batch_size=...)``: a batch covering every example is the full-batch
-    step exactly; smaller batches take one step each per epoch, the same ones for one seed."""
+    """``DistilledRecipe.batch_size``: a batch covering every example is the full-batch step
+    exactly; smaller batches take one step each, the same ones for one seed, cycling over
+    every batch before any is read again."""
     fx = make_fixture("binary")
     reference = make_graph(fx, {ENTITY: 7, "order by.évènements": 20, "type": 2})
     hist = subgraph_coreset(SELECTORS["herding_subgraphs"], fx.db, fx.features, reference, fx.task, 0, SPEC,
                             histories=True)
     n = hist.num_examples()
-    full = train_distilled("sage", hist, epochs=4, task_type="binary", spec=SPEC)
-    whole = train_distilled("sage", hist, epochs=4, task_type="binary", spec=SPEC, batch_size=n)
+    full = train_distilled("sage", hist, DistilledRecipe(steps=4, batch_size=None), task_type="binary", spec=SPEC)
+    whole = train_distilled("sage", hist, DistilledRecipe(steps=4, batch_size=n), task_type="binary", spec=SPEC)
     for a, b in zip(full.model.state_dict().values(), whole.model.state_dict().values()):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
-    small = [train_distilled("sage", hist, epochs=4, task_type="binary", spec=SPEC, batch_size=max(n // 3, 1))
-             for _ in range(2)]
+    small = [train_distilled("sage", hist, DistilledRecipe(steps=4, batch_size=max(n // 3, 1)), task_type="binary",
+                             spec=SPEC) for _ in range(2)]
     assert np.isfinite(small[0].losses).all() and small[0].losses == small[1].losses
     assert small[0].losses != full.losses

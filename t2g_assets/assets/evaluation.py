@@ -31,7 +31,7 @@ def eval_setup(context: AssetExecutionContext, settings: T2GSettings, device: Co
         db=load_snapshot(duckdb, partition(context)[0], raw_tables),
         task=load_task(context, duckdb, raw_tables),
         models=list(settings.eval_models),
-        epochs_distilled=settings.eval_epochs_distilled,
+        recipe=settings.distilled_recipe(),
         seed=settings.seed,
         device=device.torch_device(),
         log=context.log.info,
