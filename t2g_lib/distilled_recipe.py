@@ -16,9 +16,8 @@ class DistilledRecipe:
     """Optimizer steps, the examples each step reads, and how often real val is scored.
 
     ``batch_size``: each step reads one batch of that many labelled examples (a seeded
-    partition, its order reshuffled every pass), for the models whose per-batch cut is exact
-    (``layer_trim.CUTS_EXACT_FOR``); None, or any other model: every step reads every example
-    (full batch). Counting steps, not epochs, keeps a model's updates the same whichever way
+    partition, its order reshuffled every pass), cut to what its seeds read
+    (``layer_trim.batch_inputs``); None: every step reads every example (full batch). Counting steps, not epochs, keeps a model's updates the same whichever way
     it reads the examples: on Lahman player-retention at 0.01 (6,700 examples) 140 steps of 512
     are about 10 passes and cost a sixth of 100 full-batch steps
     (``benchmarks/distilled_training.py``).

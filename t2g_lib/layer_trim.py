@@ -10,7 +10,9 @@ the whole graph (``tests/test_layer_trim.py``); on a history graph (``seed_views
 most edge types drop out of the last layer, which is where the time went.
 
 Attention that pools over every node of a type (HAN's semantic attention) would see fewer
-nodes, so training cuts the layers of SAGE and HGT only (``CUTS_EXACT_FOR``).
+nodes, so only SAGE and HGT get the per-layer cut (``CUTS_EXACT_FOR``). A mini-batch of a
+distilled graph's examples (``batch_inputs``) is still cut to its seeds' reach for HAN, with
+every layer on every row kept: that is how HAN reads a sampled subgraph of real seeds.
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ def model_inputs(
     if model_name in CUTS_EXACT_FOR:
         return trim_to_seeds(x, edge_index, ages, seed_type, seeds, num_layers)
     return TrimmedGraph(x, edge_index, ages, seeds, None)
+
+
+def batch_inputs(
+    model_name: str, x: dict[str, torch.Tensor], edge_index: dict[EdgeType, torch.Tensor],
+    ages: dict[str, torch.Tensor] | None, seed_type: str, seeds: torch.Tensor, num_layers: int,
+) -> TrimmedGraph:
+    """The inputs of one mini-batch of ``seeds``: ``model_inputs`` where the cut is exact,
+    else the rows within ``num_layers`` hops of the seeds and the edges into rows within
+    ``num_layers - 1`` (a sampled subgraph's shape), uncut per layer."""
+    if model_name in CUTS_EXACT_FOR:
+        return model_inputs(model_name, x, edge_index, ages, seed_type, seeds, num_layers)
+    cut = trim_to_seeds(x, edge_index, ages, seed_type, seeds, num_layers)
+    return TrimmedGraph(cut.x, cut.layers[0].edge_index, cut.ages, cut.seed, None)
 
 
 def trim_to_seeds(

@@ -22,7 +22,7 @@ from torch_geometric.data import HeteroData
 
 from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.graph import GraphSchema, SyntheticGraph
-from t2g_lib.layer_trim import CUTS_EXACT_FOR, TrimmedGraph, model_inputs
+from t2g_lib.layer_trim import TrimmedGraph, batch_inputs, model_inputs
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
@@ -357,8 +357,8 @@ def train_distilled(
     """Train on the synthetic graph only, with its soft labels, and on its earlier examples
     (``graph.earlier``), each through the view of its shift (``seed_views``), for
     ``recipe.steps`` optimizer steps: each step one batch of ``recipe.batch_size`` examples
-    (its inputs cut to what its seeds read) or, without a batch size or for a model whose cut
-    is not exact, every example (``DistilledRecipe``).
+    (its inputs cut to what its seeds read, ``layer_trim.batch_inputs``) or, without a batch
+    size, every example (``DistilledRecipe``).
 
     Binary: BCE against probabilities (clipped to [0, 1]); multiclass: CE against class
     probabilities (rows clipped at 0 and renormalised); regression: L1 on targets
@@ -392,12 +392,12 @@ def train_distilled(
     # each layer computes only what reaches a labelled example (``layer_trim``)
     rng = np.random.default_rng(seed)
     n, size = len(index), recipe.batch_size
-    parts = [np.arange(n)]
-    if size is not None and model_name in CUTS_EXACT_FOR and n > size:
+    parts, inputs = [np.arange(n)], model_inputs
+    if size is not None and n > size:
         order = rng.permutation(n)
-        parts = [np.sort(order[i : i + size]) for i in range(0, n, size)]
-    batches = [(model_inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
-                             spec.num_layers), target[torch.as_tensor(p)]) for p in parts]
+        parts, inputs = [np.sort(order[i : i + size]) for i in range(0, n, size)], batch_inputs
+    batches = [(inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
+                       spec.num_layers), target[torch.as_tensor(p)]) for p in parts]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     queue: list[int] = []
 

@@ -9,7 +9,7 @@ import torch
 from test_models import ENTITY, make_fixture, make_graph
 from test_seed_views import SPEC, _histories
 
-from t2g_lib.layer_trim import CUTS_EXACT_FOR, hop_distance, trim_to_seeds
+from t2g_lib.layer_trim import CUTS_EXACT_FOR, batch_inputs, hop_distance, trim_to_seeds
 from t2g_lib.models import build_model
 from t2g_lib.seed_views import seed_groups, unroll
 from t2g_lib.temporal import TemporalSampler, age_days
@@ -75,3 +75,25 @@ def test_a_sampled_split_predicts_as_the_model_reads_each_whole_subgraph(name: s
         whole = torch.cat([model(sub.x_dict, sub.edge_index_dict, seed_type, n, age_days(sub)) for n, sub in split.batches])
     np.testing.assert_allclose(split.predict(model, "cpu"), torch.sigmoid(whole.view(-1)).numpy(), rtol=1e-5, atol=1e-6)
     assert (split.inputs(model)[0].layers is None) == (name not in CUTS_EXACT_FOR)
+
+
+def test_a_batch_for_han_is_its_seeds_reach_uncut_per_layer() -> None:
+    """``batch_inputs``: SAGE and HGT get the per-layer cut; HAN gets the rows within reach of
+    the batch's seeds and the edges into rows a later layer reads, all layers on all of them,
+    as it reads a sampled subgraph. Its outputs at the seeds are finite and take every seed."""
+    fx = make_fixture("binary")
+    split = SampledSplit(TemporalSampler(fx.db, list(SPEC.num_neighbors)), fx.features, fx.val, fx.task, batch_size=64)
+    n, sub = split.batches[0]
+    seed_type, ages = split.seed_type, age_days(sub)
+    seeds = torch.arange(0, n, 2)
+    torch.manual_seed(0)
+    model = build_model("han", sub.metadata(), 8, SPEC.hidden, 1, 2, SPEC.aggr, True).eval()
+    cut = batch_inputs("han", sub.x_dict, sub.edge_index_dict, ages, seed_type, seeds, 2)
+    assert cut.layers is None and len(cut.seed) == len(seeds)
+    reach = hop_distance({et: (e[0].numpy(), e[1].numpy()) for et, e in sub.edge_index_dict.items()},
+                         {nt: int(v.shape[0]) for nt, v in sub.x_dict.items()}, seed_type, seeds.numpy(), 2)
+    assert {nt: int(v.shape[0]) for nt, v in cut.x.items()} == {nt: int((d <= 2).sum()) for nt, d in reach.items()}
+    assert sum(e.shape[1] for e in cut.edge_index.values()) <= sum(e.shape[1] for e in sub.edge_index_dict.values())
+    with torch.no_grad():
+        assert torch.isfinite(cut.outputs(model, seed_type)).all()
+    assert batch_inputs("sage", sub.x_dict, sub.edge_index_dict, ages, seed_type, seeds, 2).layers is not None

@@ -97,3 +97,17 @@ def test_mini_batches_of_a_histories_graph_train_deterministically() -> None:
                              spec=SPEC) for _ in range(2)]
     assert np.isfinite(small[0].losses).all() and small[0].losses == small[1].losses
     assert small[0].losses != full.losses
+
+
+def test_han_trains_on_mini_batches_of_a_histories_graph() -> None:
+    """HAN, whose batches are its seeds' reach uncut per layer (``batch_inputs``), trains on
+    them deterministically, and not as it trains on the whole graph."""
+    fx = make_fixture("binary")
+    reference = make_graph(fx, {ENTITY: 7, "order by.évènements": 20, "type": 2})
+    hist = subgraph_coreset(SELECTORS["herding_subgraphs"], fx.db, fx.features, reference, fx.task, 0, SPEC,
+                            histories=True)
+    recipe = DistilledRecipe(steps=4, batch_size=max(hist.num_examples() // 3, 1))
+    runs = [train_distilled("han", hist, recipe, task_type="binary", spec=SPEC) for _ in range(2)]
+    assert np.isfinite(runs[0].losses).all() and runs[0].losses == runs[1].losses
+    whole = train_distilled("han", hist, DistilledRecipe(steps=4, batch_size=None), task_type="binary", spec=SPEC)
+    assert runs[0].losses != whole.losses
