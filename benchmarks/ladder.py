@@ -62,7 +62,7 @@ LADDER: dict[str, tuple[dict, ...]] = {
                                                              {"folds": 5, "weight": 0.5}),
     "18. 16 with KRR stopped once the GNN judges it 5% behind the coreset (shipped until rung 19)": (
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05}, {"folds": 5}),
-    "19. 18 with the GNNs (judge, evaluation) trained on batches of 512 examples, 140 steps (shipped)": (
+    "19. 18 with every GNN (judge, evaluation) trained on batches of 512 examples, 140 steps (shipped)": (
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 140, "gnn_batch_size": 512}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
