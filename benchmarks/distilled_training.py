@@ -31,6 +31,8 @@ RECIPES: dict[str, DistilledRecipe] = {
     "batches of 1024, 100 steps": DistilledRecipe(steps=100, batch_size=1024),
     "batches of 512, 100 steps": DistilledRecipe(steps=100, batch_size=512),
     "batches of 512, 140 steps (shipped)": DistilledRecipe(steps=140, batch_size=512),
+    "batches of 512, 70 steps": DistilledRecipe(steps=70, batch_size=512),
+    "batches of 512, 280 steps": DistilledRecipe(steps=280, batch_size=512),
 }
 """Each recipe as ``train_distilled`` takes it. Rows of recipes measured before recipes counted
 steps ("batches of 1024, 15 epochs": 105 steps, val every 7) keep their names in the report."""
