@@ -82,8 +82,7 @@ def run(database: str, task_name: str, ratio: str, seeds: list[int], models: lis
             row = {"task": task_name, "ratio": ratio, "recipe": recipe, "model": model, "seed": seed, "commit": code,
                    "metric": metric, "val": float(res.val_metric),
                    "test": float(score(kind, test.y, test.predict(res.model, "cpu"))[metric]),
-                   "fit_seconds": res.seconds, "val_seconds": res.val_seconds, "epochs": res.epochs,
-                   "steps": res.epochs,
+                   "fit_seconds": res.seconds, "val_seconds": res.val_seconds, "steps": res.epochs,
                    "kept": distilled.history["kept"], "examples": graph.num_examples(), "distill_seconds": distill_s}
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")

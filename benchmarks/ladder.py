@@ -24,6 +24,7 @@ import pandas as pd
 
 from benchmarks.full_model import RESULTS, commit, prepare, read_jsonl, read_rows as read_full_rows
 from t2g_lib.data.bundled import BUNDLED
+from t2g_lib.krr_config import KRRConfig
 
 PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
@@ -69,13 +70,17 @@ LADDER: dict[str, tuple[dict, ...]] = {
 the teacher's (``TeacherConfig``)."""
 
 
+def rung_config(rung: str, seed: int) -> KRRConfig:
+    """The ``KRRConfig`` of ``rung``: its knobs on ``BEFORE_RUNG_9``."""
+    return KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **LADDER[rung][1]})
+
+
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
         models: list[str], out: Path, rerun: bool = False) -> None:
     from t2g_lib.baselines import BASELINES, build_baselines
     from t2g_lib.evaluate import evaluate_methods
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
     from t2g_lib.krr import distill_features
-    from t2g_lib.krr_config import KRRConfig
     from t2g_lib.metrics import primary_metric, task_kind
     from t2g_lib.sbm import budget_for, generate_sbm
     from t2g_lib.task_data import column_types, hidden_columns, read_task_labels, task_from_snapshot
@@ -116,7 +121,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                         teachers[key] = teacher_labels(db, task, column_types(schema), hidden_columns(raw["tasks"]),
                                                        TeacherConfig(**teaching, seed=seed), log=progress)
                     teacher = teachers[key]
-                config = KRRConfig(seed=seed, **{**BEFORE_RUNG_9, **knobs})
+                config = rung_config(rung, seed)
                 distilled = distill_features(structure(rung), pre.embeddings, pre.pseudo_labels, pre.centroids,
                                              db, task, config, log=progress, teacher=teacher)
                 recipes[rung] = config.judge_recipe()
@@ -135,7 +140,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 built = build_baselines(db, pre, base, task, seed, budget_bytes=nbytes, names=todo)
                 graphs.update(built.graphs)
                 info.update({b: {"distill_seconds": s} for b, s in built.seconds.items()})
-                recipes.update({b: KRRConfig(**{**BEFORE_RUNG_9, **LADDER[rung][1]}).judge_recipe() for b in todo})
+                recipes.update({b: rung_config(rung, seed).judge_recipe() for b in todo})
             if not graphs:
                 continue
             # the judge's model of a kept graph is the model evaluation would train on it: reused

@@ -45,8 +45,8 @@ class T2GSettings(ConfigurableResource):
     )
     eval_batch_size_distilled: Optional[int] = Field(
         default=DistilledRecipe.batch_size,
-        description="Labelled examples per step on a distilled graph (SAGE, HGT; HAN always reads them all); "
-        "null: every example each step.",
+        description="Labelled examples per step on a distilled graph, each batch cut to what its seeds "
+        "read; null: every example each step.",
     )
     few_labels_reference: bool = Field(
         default=False,
