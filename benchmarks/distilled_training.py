@@ -33,6 +33,10 @@ RECIPES: dict[str, DistilledRecipe] = {
     "batches of 512, 140 steps (shipped)": DistilledRecipe(steps=140, batch_size=512),
     "batches of 512, 70 steps": DistilledRecipe(steps=70, batch_size=512),
     "batches of 512, 280 steps": DistilledRecipe(steps=280, batch_size=512),
+    "batches of 256, 140 steps": DistilledRecipe(steps=140, batch_size=256),
+    "batches of 256, 280 steps": DistilledRecipe(steps=280, batch_size=256),
+    "batches of 512, up to 700 steps, patience 8": DistilledRecipe(steps=700, batch_size=512, patience=8),
+    "batches of 512, up to 700 steps, patience 4": DistilledRecipe(steps=700, batch_size=512, patience=4),
 }
 """Each recipe as ``train_distilled`` takes it. Rows of recipes measured before recipes counted
 steps ("batches of 1024, 15 epochs": 105 steps, val every 7) keep their names in the report."""

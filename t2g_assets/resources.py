@@ -48,6 +48,11 @@ class T2GSettings(ConfigurableResource):
         description="Labelled examples per step on a distilled graph, each batch cut to what its seeds "
         "read; null: every example each step.",
     )
+    eval_patience_distilled: Optional[int] = Field(
+        default=DistilledRecipe.patience,
+        description="Scorings of real val without improvement after which training on a distilled graph "
+        "stops (as distilled_features' gnn_patience); null: every step runs.",
+    )
     few_labels_reference: bool = Field(
         default=False,
         description="Also train each evaluation model on the full database with only as many train labels as "
@@ -57,7 +62,8 @@ class T2GSettings(ConfigurableResource):
 
     def distilled_recipe(self) -> DistilledRecipe:
         """How evaluation trains every model on a distilled graph."""
-        return DistilledRecipe(steps=self.eval_steps_distilled, batch_size=self.eval_batch_size_distilled)
+        return DistilledRecipe(steps=self.eval_steps_distilled, batch_size=self.eval_batch_size_distilled,
+                               patience=self.eval_patience_distilled)
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database

@@ -20,15 +20,21 @@ class DistilledRecipe:
     (``layer_trim.batch_inputs``); None: every step reads every example (full batch). Counting steps, not epochs, keeps a model's updates the same whichever way
     it reads the examples: on Lahman player-retention at 0.01 (6,700 examples) 140 steps of 512
     are about 10 passes and cost a sixth of 100 full-batch steps
-    (``benchmarks/distilled_training.py``).
+    (``benchmarks/distilled_training.py``). With ``patience``, ``steps`` is a ceiling and
+    training stops once real val has not improved for that many scorings, as full-data
+    training's early stopping does: a regression target keeps improving long after a
+    binary one has peaked.
     """
 
     steps: int = 140
     batch_size: int | None = 512
     eval_every: int = 10  # steps between two scorings of real val (and at the last step)
+    patience: int | None = None  # stop after this many scorings of val without a better one; None: run every step
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.eval_every < 1:
             raise ValueError(f"a recipe needs steps >= 1 and eval_every >= 1, got {self}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be None (every step) or >= 1, got {self.patience}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be None (full batch) or >= 1, got {self.batch_size}")

@@ -364,7 +364,8 @@ def train_distilled(
     probabilities (rows clipped at 0 and renormalised); regression: L1 on targets
     standardised by the synthetic labels' mean and std. When ``val_split`` is given, the
     real val split only picks the checkpoint (every ``recipe.eval_every`` steps and at the
-    last), as early stopping does for full training. ``TrainResult.epochs`` counts steps.
+    last), as early stopping does for full training, and stops it after ``recipe.patience``
+    scorings without improvement. ``TrainResult.epochs`` counts the steps taken.
     """
     kind = task_kind(task_type)
     metric, _ = primary_metric(kind)
@@ -412,5 +413,6 @@ def train_distilled(
         opt.step()
         return loss.item()
 
-    fit = _fit(model, recipe.steps, train_step, val_split, kind, device, eval_every=recipe.eval_every)
+    fit = _fit(model, recipe.steps, train_step, val_split, kind, device, eval_every=recipe.eval_every,
+               patience=recipe.patience)
     return TrainResult(model, fit.seconds, fit.best, metric, fit.epochs, fit.losses, fit.val_seconds)

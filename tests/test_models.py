@@ -244,3 +244,43 @@ def test_the_judge_trains_as_evaluation_does_by_default() -> None:
 
     settings = T2GSettings(data_dir="d", storage_dir="s", text_cache_dir="t")
     assert KRRConfig().judge_recipe() == settings.distilled_recipe() == DistilledRecipe()
+
+
+class _ScriptedVal:
+    """A val split whose scores are a script, one per scoring: the loop's stopping rule, exactly."""
+
+    def __init__(self, scores: list[float]) -> None:
+        self.scores = list(scores)
+
+    def __len__(self) -> int:
+        return 1
+
+    def score(self, model, device, kind) -> dict[str, float]:
+        return {"auroc": self.scores.pop(0)}
+
+
+def test_patience_stops_after_scorings_without_improvement_and_keeps_the_best() -> None:
+    """``DistilledRecipe.patience``: training stops after that many scorings of val without a
+    better one, and the model comes back as it was at its best scoring."""
+    from t2g_lib.metrics import BINARY
+    from t2g_lib.train import _fit
+
+    model = torch.nn.Linear(1, 1)
+
+    def one_round() -> float:
+        with torch.no_grad():
+            model.bias += 1.0  # the round count, readable from the weights
+        return 0.0
+
+    start = float(model.bias)
+    fit = _fit(model, 100, one_round, _ScriptedVal([0.6, 0.7, 0.65, 0.64, 0.9]), BINARY, "cpu", eval_every=2,
+               patience=2)
+    assert fit.epochs == 8 and fit.best == 0.7  # scored at 2, 4 (best), 6, 8: two without improvement
+    assert float(model.bias) == pytest.approx(start + 4)
+    fit = _fit(model, 10, one_round, _ScriptedVal([0.6, 0.7, 0.65, 0.64, 0.9]), BINARY, "cpu", eval_every=2)
+    assert fit.epochs == 10 and fit.best == 0.9  # without patience every round runs
+
+
+def test_a_recipe_refuses_a_patience_below_one() -> None:
+    with pytest.raises(ValueError, match="patience"):
+        DistilledRecipe(patience=0)
