@@ -29,7 +29,8 @@ from t2g_lib.krr_config import KRRConfig
 PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
                  "labels": "hard", "concede": None, "gnn_steps": 100,
-                 "gnn_batch_size": None, "gnn_patience": None}
+                 "gnn_batch_size": None, "gnn_patience": None,
+                 "gnn_han_batch_size": None}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
@@ -65,8 +66,9 @@ LADDER: dict[str, tuple[dict, ...]] = {
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05}, {"folds": 5}),
     "19. 18 with every GNN (judge, evaluation) trained on batches of 512 examples, 140 steps (shipped until rung 20)": (
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 140, "gnn_batch_size": 512}, {"folds": 5}),
-    "20. 19 with every GNN trained for 280 steps of 512, not 140 (shipped)": (
-        {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512}, {"folds": 5}),
+    "20. 19 with every GNN trained for 280 steps, not 140, HAN on batches of 256 (shipped)": (
+        {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512,
+             "gnn_han_batch_size": 256}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""

@@ -48,6 +48,11 @@ class T2GSettings(ConfigurableResource):
         description="Labelled examples per step on a distilled graph, each batch cut to what its seeds "
         "read; null: every example each step.",
     )
+    eval_han_batch_size_distilled: Optional[int] = Field(
+        default=DistilledRecipe.han_batch_size,
+        description="HAN's labelled examples per step on a distilled graph (it learns better from smaller "
+        "batches than SAGE and HGT); null: eval_batch_size_distilled.",
+    )
     eval_patience_distilled: Optional[int] = Field(
         default=DistilledRecipe.patience,
         description="Scorings of real val without improvement after which training on a distilled graph "
@@ -63,7 +68,7 @@ class T2GSettings(ConfigurableResource):
     def distilled_recipe(self) -> DistilledRecipe:
         """How evaluation trains every model on a distilled graph."""
         return DistilledRecipe(steps=self.eval_steps_distilled, batch_size=self.eval_batch_size_distilled,
-                               patience=self.eval_patience_distilled)
+                               patience=self.eval_patience_distilled, han_batch_size=self.eval_han_batch_size_distilled)
 
     def dataset_path(self, database: str) -> Path:
         return Path(self.data_dir) / database

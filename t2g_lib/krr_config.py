@@ -37,6 +37,7 @@ class KRRConfig:
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
     gnn_steps: int = DistilledRecipe.steps  # optimizer steps of each judging GNN (as evaluation trains)
     gnn_batch_size: int | None = DistilledRecipe.batch_size  # examples per judging step; None: every example
+    gnn_han_batch_size: int | None = DistilledRecipe.han_batch_size  # HAN's batches in the recipe evaluation shares with the judge; None: gnn_batch_size
     gnn_patience: int | None = DistilledRecipe.patience  # judged val scorings without improvement before a judging GNN stops; None: never
     coreset_fallback: str = "histories"  # with select="gnn": the herding coreset of "histories" (or "subgraphs", "none") kept if it judges better
     labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
@@ -45,4 +46,5 @@ class KRRConfig:
 
     def judge_recipe(self) -> DistilledRecipe:
         """How the GNN judge trains on each graph it scores."""
-        return DistilledRecipe(steps=self.gnn_steps, batch_size=self.gnn_batch_size, patience=self.gnn_patience)
+        return DistilledRecipe(steps=self.gnn_steps, batch_size=self.gnn_batch_size, patience=self.gnn_patience,
+                               han_batch_size=self.gnn_han_batch_size)

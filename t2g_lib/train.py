@@ -356,7 +356,7 @@ def train_distilled(
 ) -> TrainResult:
     """Train on the synthetic graph only, with its soft labels, and on its earlier examples
     (``graph.earlier``), each through the view of its shift (``seed_views``), for
-    ``recipe.steps`` optimizer steps: each step one batch of ``recipe.batch_size`` examples
+    ``recipe.steps`` optimizer steps: each step one batch of ``recipe.batch_size_for(model_name)`` examples
     (its inputs cut to what its seeds read, ``layer_trim.batch_inputs``) or, without a batch
     size, every example (``DistilledRecipe``).
 
@@ -392,7 +392,7 @@ def train_distilled(
         index = torch.as_tensor(np.concatenate([g.node for g in groups]), device=device)
     # each layer computes only what reaches a labelled example (``layer_trim``)
     rng = np.random.default_rng(seed)
-    n, size = len(index), recipe.batch_size
+    n, size = len(index), recipe.batch_size_for(model_name)
     parts, inputs = [np.arange(n)], model_inputs
     if size is not None and n > size:
         order = rng.permutation(n)

@@ -284,3 +284,12 @@ def test_patience_stops_after_scorings_without_improvement_and_keeps_the_best() 
 def test_a_recipe_refuses_a_patience_below_one() -> None:
     with pytest.raises(ValueError, match="patience"):
         DistilledRecipe(patience=0)
+
+
+def test_han_reads_batches_of_its_own_size() -> None:
+    recipe = DistilledRecipe(batch_size=512, han_batch_size=256)
+    assert recipe.batch_size_for("han") == 256
+    assert recipe.batch_size_for("sage") == recipe.batch_size_for("hgt") == 512
+    assert DistilledRecipe(batch_size=64, han_batch_size=None).batch_size_for("han") == 64
+    with pytest.raises(ValueError, match="batch_size must be"):
+        DistilledRecipe(han_batch_size=0)

@@ -106,8 +106,11 @@ def test_han_trains_on_mini_batches_of_a_histories_graph() -> None:
     reference = make_graph(fx, {ENTITY: 7, "order by.évènements": 20, "type": 2})
     hist = subgraph_coreset(SELECTORS["herding_subgraphs"], fx.db, fx.features, reference, fx.task, 0, SPEC,
                             histories=True)
-    recipe = DistilledRecipe(steps=4, batch_size=max(hist.num_examples() // 3, 1))
+    recipe = DistilledRecipe(steps=4, batch_size=max(hist.num_examples() // 3, 1), han_batch_size=None)
     runs = [train_distilled("han", hist, recipe, task_type="binary", spec=SPEC) for _ in range(2)]
     assert np.isfinite(runs[0].losses).all() and runs[0].losses == runs[1].losses
-    whole = train_distilled("han", hist, DistilledRecipe(steps=4, batch_size=None), task_type="binary", spec=SPEC)
+    whole = train_distilled("han", hist, DistilledRecipe(steps=4, batch_size=None, han_batch_size=None),
+                            task_type="binary", spec=SPEC)
+    own = DistilledRecipe(steps=4, batch_size=None, han_batch_size=max(hist.num_examples() // 3, 1))
+    assert train_distilled("han", hist, own, task_type="binary", spec=SPEC).losses == runs[0].losses
     assert runs[0].losses != whole.losses
