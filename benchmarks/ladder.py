@@ -37,6 +37,7 @@ labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch 
 graphs until rung 19, with no early stopping on val): every rung sets its knobs on these. A rung's graph is evaluated with
 the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
+RUNG_20 = {**RUNG_13, "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512, "gnn_han_batch_size": 256}
 LADDER: dict[str, tuple[dict, ...]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
     "1. + sum aggregation, ages (block medians)": (PLAIN, {"age_init": "block_median"}),
@@ -67,8 +68,13 @@ LADDER: dict[str, tuple[dict, ...]] = {
     "19. 18 with every GNN (judge, evaluation) trained on batches of 512 examples, 140 steps (shipped until rung 20)": (
         {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 140, "gnn_batch_size": 512}, {"folds": 5}),
     "20. 19 with every GNN trained for 280 steps, not 140, HAN on batches of 256 (shipped)": (
-        {}, {**RUNG_13, "labels": "teacher", "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512,
-             "gnn_han_batch_size": 256}, {"folds": 5}),
+        {}, {**RUNG_20, "labels": "teacher"}, {"folds": 5}),
+    "21. 20 with at most 8 label times per entity history (more entities)": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 8}, {"folds": 5}),
+    "22. 20 with at most 3 label times per entity history (more entities)": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 3}, {"folds": 5}),
+    "23. 20 with one label time per entity history, its latest (more entities)": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 1}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""

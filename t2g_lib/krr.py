@@ -359,7 +359,8 @@ def distill_features(
         # judged first so that KRR can concede to them early (``concede``).
         coreset = coreset_start(db, features, structure, centroids, task, config.seed, as_graph(best).nbytes(),
                                 num_classes, histories=config.coreset_fallback == "histories",
-                                feature_dim=config.coreset_feature_dim)
+                                feature_dim=config.coreset_feature_dim,
+                                examples_per_entity=config.coreset_examples_per_entity)
         history["coreset_gnn_val"] = judge(coreset)
         log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
             f"{history['coreset_gnn_val']:.4f}")

@@ -91,9 +91,10 @@ def coreset_start(
     spec: ModelSpec = ModelSpec(),
     histories: bool = False,
     feature_dim: int = 0,
+    examples_per_entity: int | None = None,
 ) -> SyntheticGraph:
     """The herding subgraph coreset in ``budget`` bytes (of entity histories with
-    ``histories``), stored as ``structure`` stores rows (or, with ``feature_dim``, as that
+    ``histories``, each with at most ``examples_per_entity`` label times), stored as ``structure`` stores rows (or, with ``feature_dim``, as that
     many components in the same precision, its own codec counted in the bytes), its nodes in
     their nearest centroid's block; a multiclass ``y`` is widened to ``num_classes`` columns."""
     reference = structure
@@ -101,7 +102,7 @@ def coreset_start(
         codec = FeatureCodec.fit(features, feature_dim, structure.codec.precision, seed=seed)
         reference = replace(structure, codec=codec)
     graph = subgraph_coreset(select_herding, db, features, reference, task, seed, spec, budget=budget,
-                             histories=histories)
+                             histories=histories, examples_per_entity=examples_per_entity)
     blocks = {t: nearest_blocks(graph.x[t], centroids[t]) for t in structure.blocks if t in centroids}
 
     def widen(y: np.ndarray) -> np.ndarray:

@@ -128,6 +128,22 @@ def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np
     return SyntheticGraph(schema, target_table, x, parents, label, age=age, earlier=seeds)
 
 
+def spread_examples(entity: np.ndarray, time: np.ndarray, per_entity: int | None) -> np.ndarray:
+    """A mask keeping at most ``per_entity`` examples of each entity, evenly spread over its
+    label times from the first to the latest (always kept); every example when None."""
+    if per_entity is None:
+        return np.ones(len(entity), dtype=bool)
+    if per_entity < 1:
+        raise ValueError(f"examples_per_entity must be None (every example) or >= 1, got {per_entity}")
+    order = np.lexsort((time, entity))  # by entity, then time
+    _, start, count = np.unique(entity[order], return_index=True, return_counts=True)
+    picked = np.zeros(len(entity), dtype=bool)
+    for j in range(per_entity):  # the j-th of per_entity evenly spaced ranks, the last one included
+        frac = 1.0 if per_entity == 1 else j / (per_entity - 1)
+        picked[order[start + np.rint(frac * (count - 1)).astype(np.int64)]] = True
+    return picked
+
+
 def subgraph_coreset(
     select: Selector,
     db: Database,
@@ -139,13 +155,16 @@ def subgraph_coreset(
     max_candidates: int = 20000,
     budget: int | None = None,
     histories: bool = False,
+    examples_per_entity: int | None = None,
 ) -> SyntheticGraph:
     """The longest prefix of ``select``'s order over the train examples (on their entity
     embeddings) whose subtrees fit in ``budget`` bytes (default ``reference.nbytes()``),
     stored as ``reference`` stores rows (its codec); at least one example.
 
     With ``histories``, ``select`` orders entities instead, and each chosen entity brings
-    every train example it has, merged into one history (``trees_to_histories``).
+    every train example it has, merged into one history (``trees_to_histories``), or at most
+    ``examples_per_entity`` of them spread over its time (``spread_examples``): fewer label
+    times read fewer rows, so the same bytes hold more entities.
     """
     kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
@@ -161,9 +180,10 @@ def subgraph_coreset(
     schema = sampler.schema
     # The units chosen: one example each, or one entity and all its examples.
     unit_entity, unit_of_row = np.unique(entities, return_inverse=True) if histories else (entities, None)
+    usable = spread_examples(entities, times, examples_per_entity) if histories else None
 
     def build(units: np.ndarray) -> SyntheticGraph:
-        rows = np.flatnonzero(np.isin(unit_of_row, units)) if histories else units
+        rows = np.flatnonzero(np.isin(unit_of_row, units) & usable) if histories else units
         with torch.no_grad():
             sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
         graph = (trees_to_histories(sub, schema, task.entity_table, entities[rows], labels[rows]) if histories

@@ -14,7 +14,7 @@ from t2g_lib.baselines import SELECTORS, centroid_baseline
 from t2g_lib.graph import GraphSchema, fkey_index
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import select_herding, select_kcenter
-from t2g_lib.subgraph_coreset import subgraph_coreset, trees_to_graph
+from t2g_lib.subgraph_coreset import spread_examples, subgraph_coreset, trees_to_graph
 from t2g_lib.temporal import TemporalSampler, to_seconds
 from t2g_lib.train import as_feature_tensors
 
@@ -63,6 +63,30 @@ def test_a_selector_of_small_examples_still_fills_the_budget() -> None:
     graph = subgraph_coreset(lambda x, k, rng: smallest_first[:k], fx.db, fx.features, reference, fx.task, 0, SPEC)
     n = graph.num_nodes()[ENTITY]
     assert size[smallest_first[: n + 1]].sum() > 0.9 * reference.nbytes() or n == len(users)
+
+
+def test_spread_examples_keeps_the_latest_and_spreads_the_rest() -> None:
+    entity = np.array([1, 1, 1, 1, 1, 2, 2, 3])
+    time = np.array([5, 1, 4, 2, 3, 9, 8, 7])
+    np.testing.assert_array_equal(spread_examples(entity, time, None), np.ones(8, dtype=bool))
+    # entity 1 at times 1..5 keeps 1, 3, 5; entities 2 and 3 have no more than 3
+    np.testing.assert_array_equal(spread_examples(entity, time, 3), [1, 1, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(spread_examples(entity, time, 1), [1, 0, 0, 0, 0, 1, 0, 1])  # the latest
+    with pytest.raises(ValueError, match="examples_per_entity"):
+        spread_examples(entity, time, 0)
+
+
+def test_histories_with_fewer_label_times_hold_more_entities_in_the_same_bytes() -> None:
+    """Each of a user's three label times reads rows of its own; one label time per history
+    reads fewer rows, so the same budget holds more users, each with one example."""
+    fx = make_fixture("binary")
+    reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
+    every = subgraph_coreset(select_herding, fx.db, fx.features, reference, fx.task, 0, SPEC, histories=True)
+    latest = subgraph_coreset(select_herding, fx.db, fx.features, reference, fx.task, 0, SPEC, histories=True,
+                              examples_per_entity=1)
+    assert every.nbytes() <= reference.nbytes() and latest.nbytes() <= reference.nbytes()
+    assert latest.num_nodes()[ENTITY] > every.num_nodes()[ENTITY]
+    assert latest.num_examples() == latest.num_nodes()[ENTITY] < every.num_examples()
 
 
 def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
