@@ -38,8 +38,11 @@ VARIANTS = {
 
 
 def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent).stdout.strip()
+    """The commit a row ran on; "+dirty" when the code (not results) differed from it."""
+    git = lambda *args: subprocess.run(["git", *args], capture_output=True, text=True,  # noqa: E731
+                                       cwd=Path(__file__).parent.parent).stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "t2g_lib", "t2g_assets", "benchmarks/*.py")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def prepare(data_dir: Path, database: str):

@@ -30,11 +30,11 @@ PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
                  "labels": "hard", "concede": None, "gnn_steps": 100,
                  "gnn_batch_size": None, "gnn_patience": None,
-                 "gnn_han_batch_size": None}
+                 "gnn_han_batch_size": None, "coreset_label_times": [0]}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
-graphs until rung 19, with no early stopping on val): every rung sets its knobs on these. A rung's graph is evaluated with
+graphs until rung 19, with no early stopping on val, whole entity histories until rung 24): every rung sets its knobs on these. A rung's graph is evaluated with
 the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 RUNG_20 = {**RUNG_13, "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512, "gnn_han_batch_size": 256}
@@ -70,11 +70,13 @@ LADDER: dict[str, tuple[dict, ...]] = {
     "20. 19 with every GNN trained for 280 steps, not 140, HAN on batches of 256 (shipped)": (
         {}, {**RUNG_20, "labels": "teacher"}, {"folds": 5}),
     "21. 20 with at most 8 label times per entity history (more entities)": (
-        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 8}, {"folds": 5}),
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [8]}, {"folds": 5}),
     "22. 20 with at most 3 label times per entity history (more entities)": (
-        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 3}, {"folds": 5}),
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [3]}, {"folds": 5}),
     "23. 20 with one label time per entity history, its latest (more entities)": (
-        {}, {**RUNG_20, "labels": "teacher", "coreset_examples_per_entity": 1}, {"folds": 5}),
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [1]}, {"folds": 5}),
+    "24. 20 with histories of one label time judged beside whole ones where they hold 1.25x the entities": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1]}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""
@@ -139,7 +141,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 judged += [distilled.judged] if distilled.judged is not None else []
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "krr_gnn_val": hist.get("gnn_best_score"),
-                              "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"]}
+                              "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"],
+                              "label_times": hist.get("coreset_label_times")}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
             todo = [b for b in BASELINES if not finished(name, ratio, b, seed)] if baselines and rungs else []
@@ -167,6 +170,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                        "krr_gnn_val": info[r.method].get("krr_gnn_val"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
                        "bytes": int(r.storage_bytes), "kept": info[r.method].get("kept"),
+                       "label_times": info[r.method].get("label_times"),
                        "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table]),
                        "examples": graphs[r.method].num_examples()}
                 with out.open("a") as f:

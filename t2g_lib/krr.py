@@ -43,7 +43,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.krr_select import SELECTIONS, GNNJudge, JudgedModel, gnn_checkpoints
-from t2g_lib.krr_start import FALLBACKS, STARTS, coreset_start, init_from_centroids
+from t2g_lib.krr_start import FALLBACKS, STARTS, coreset_candidates, coreset_start, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -129,6 +129,10 @@ def concedes(krr_val: float, coreset_val: float, margin: float | None, kind) -> 
     higher_better = primary_metric(kind)[1]
     bound = coreset_val - margin * abs(coreset_val) if higher_better else coreset_val + margin * abs(coreset_val)
     return krr_val < bound if higher_better else krr_val > bound
+
+
+def _label_times(times: int) -> str:
+    return "every label time" if times == 0 else f"at most {times} label time{'s' if times > 1 else ''}"
 
 
 def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
@@ -357,13 +361,20 @@ def distill_features(
     if judge and config.coreset_fallback != "none" and config.start != "herding":
         # Real examples in the KRR graph's bytes (every step's graph has the same shape),
         # judged first so that KRR can concede to them early (``concede``).
-        coreset = coreset_start(db, features, structure, centroids, task, config.seed, as_graph(best).nbytes(),
-                                num_classes, histories=config.coreset_fallback == "histories",
-                                feature_dim=config.coreset_feature_dim,
-                                examples_per_entity=config.coreset_examples_per_entity)
-        history["coreset_gnn_val"] = judge(coreset)
-        log(f"herding coreset in the same bytes: the GNN trained on it scores val {history['metric']} "
-            f"{history['coreset_gnn_val']:.4f}")
+        candidates = coreset_candidates(db, features, structure, centroids, task, config.seed,
+                                        as_graph(best).nbytes(), num_classes,
+                                        histories=config.coreset_fallback == "histories",
+                                        feature_dim=config.coreset_feature_dim,
+                                        label_times=tuple(config.coreset_label_times), log=log)
+        scores = {}
+        for times, graph in candidates.items():
+            scores[times] = judge(graph)
+            log(f"herding coreset in the same bytes ({_label_times(times)} per entity, {graph.num_examples()} "
+                f"examples): the GNN trained on it scores val {history['metric']} {scores[times]:.4f}")
+        times = next(iter(scores))  # the first of the best, in label_times' order
+        for k, value in scores.items():
+            times = k if is_better(value, scores[times], kind) else times
+        coreset, history["coreset_gnn_val"], history["coreset_label_times"] = candidates[times], scores[times], times
     surrogate = {0: best_score}
     history["val"].append([0, best_score])
     history["start_score"] = best_score

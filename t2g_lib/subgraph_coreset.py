@@ -144,6 +144,53 @@ def spread_examples(entity: np.ndarray, time: np.ndarray, per_entity: int | None
     return picked
 
 
+class CoresetUnits:
+    """What a coreset chooses from, one train example each or, with ``histories``, one entity
+    with its train examples (at most ``examples_per_entity`` of them, ``spread_examples``),
+    and the ``SyntheticGraph`` any set of them makes, stored as ``reference`` stores rows."""
+
+    def __init__(
+        self,
+        db: Database,
+        features: dict[str, np.ndarray],
+        reference: SyntheticGraph,
+        task: TaskData,
+        spec: ModelSpec = ModelSpec(),
+        histories: bool = False,
+        examples_per_entity: int | None = None,
+        sampler: TemporalSampler | None = None,
+    ) -> None:
+        train = label_frame(task.train)
+        self.task, self.reference, self.histories = task, reference, histories
+        self.entities = train[task.entity_col].to_numpy(dtype=np.int64)
+        self.times = to_seconds(train[task.time_col])
+        labels = train[task.target_col].to_numpy()
+        if task_kind(task.task_type) == MULTICLASS:
+            width = np.asarray(reference.y).shape[1] if np.ndim(reference.y) == 2 else int(labels.max()) + 1
+            labels = np.eye(width, dtype=np.float32)[labels.astype(np.int64)]
+        self.labels = labels
+        self.sampler = sampler if sampler is not None else TemporalSampler(db, list(spec.num_neighbors))
+        self.feats = as_feature_tensors(features)
+        if histories:
+            self.unit_entity, self._unit_of_row = np.unique(self.entities, return_inverse=True)
+            self._usable = spread_examples(self.entities, self.times, examples_per_entity)
+        else:
+            self.unit_entity = self.entities  # the entity of each unit, for the selectors
+
+    def __len__(self) -> int:
+        return len(self.unit_entity)
+
+    def build(self, units: np.ndarray) -> SyntheticGraph:
+        """The graph of ``units`` (positions into the units)."""
+        rows = np.flatnonzero(np.isin(self._unit_of_row, units) & self._usable) if self.histories else units
+        with torch.no_grad():
+            sub = self.sampler.sample(self.task.entity_table, self.entities[rows], self.times[rows], self.feats)
+        schema, table = self.sampler.schema, self.task.entity_table
+        graph = (trees_to_histories(sub, schema, table, self.entities[rows], self.labels[rows]) if self.histories
+                 else trees_to_graph(sub, schema, table, len(rows), self.labels[rows]))
+        return graph.with_codec(self.reference.codec)
+
+
 def subgraph_coreset(
     select: Selector,
     db: Database,
@@ -164,38 +211,16 @@ def subgraph_coreset(
     With ``histories``, ``select`` orders entities instead, and each chosen entity brings
     every train example it has, merged into one history (``trees_to_histories``), or at most
     ``examples_per_entity`` of them spread over its time (``spread_examples``): fewer label
-    times read fewer rows, so the same bytes hold more entities.
+    times read fewer rows, so the same bytes may hold more entities.
     """
-    kind = task_kind(task.task_type)
     rng = np.random.default_rng(seed)
-    train = label_frame(task.train)
-    entities = train[task.entity_col].to_numpy(dtype=np.int64)
-    times = to_seconds(train[task.time_col])
-    labels = train[task.target_col].to_numpy()
-    if kind == MULTICLASS:
-        width = np.asarray(reference.y).shape[1] if np.ndim(reference.y) == 2 else int(labels.max()) + 1
-        labels = np.eye(width, dtype=np.float32)[labels.astype(np.int64)]
-    sampler = TemporalSampler(db, list(spec.num_neighbors))
-    feats = as_feature_tensors(features)
-    schema = sampler.schema
-    # The units chosen: one example each, or one entity and all its examples.
-    unit_entity, unit_of_row = np.unique(entities, return_inverse=True) if histories else (entities, None)
-    usable = spread_examples(entities, times, examples_per_entity) if histories else None
-
-    def build(units: np.ndarray) -> SyntheticGraph:
-        rows = np.flatnonzero(np.isin(unit_of_row, units) & usable) if histories else units
-        with torch.no_grad():
-            sub = sampler.sample(task.entity_table, entities[rows], times[rows], feats)
-        graph = (trees_to_histories(sub, schema, task.entity_table, entities[rows], labels[rows]) if histories
-                 else trees_to_graph(sub, schema, task.entity_table, len(rows), labels[rows]))
-        return graph.with_codec(reference.codec)
-
-    n_units = len(unit_entity)
+    units = CoresetUnits(db, features, reference, task, spec, histories, examples_per_entity)
+    build, n_units = units.build, len(units)
     budget = reference.nbytes() if budget is None else int(budget)
     probe = rng.choice(n_units, size=min(PROBE, n_units), replace=False)
     per_unit = build(probe).nbytes() / max(len(probe), 1)
     k = int(min(n_units, max(1, 2 * budget // max(per_unit, 1))))
-    x = features[task.entity_table][unit_entity]
+    x = features[task.entity_table][units.unit_entity]
     order = take(select, x, k, rng, max_candidates)
     while k < n_units and build(order).nbytes() <= budget:  # chosen units smaller than the probe's
         k = min(2 * k, n_units)
@@ -208,3 +233,22 @@ def subgraph_coreset(
         else:
             hi = mid - 1
     return build(order[:lo])
+
+
+def history_entity_gain(
+    db: Database,
+    features: dict[str, np.ndarray],
+    reference: SyntheticGraph,
+    task: TaskData,
+    examples_per_entity: int,
+    seed: int = 0,
+    spec: ModelSpec = ModelSpec(),
+) -> float:
+    """How many times more entities the same bytes hold when each history keeps at most
+    ``examples_per_entity`` label times: the bytes of a seeded probe of entities' whole
+    histories over those of their thinned ones."""
+    full = CoresetUnits(db, features, reference, task, spec, histories=True)
+    thin = CoresetUnits(db, features, reference, task, spec, histories=True, examples_per_entity=examples_per_entity,
+                        sampler=full.sampler)
+    probe = np.random.default_rng(seed).choice(len(full), size=min(PROBE, len(full)), replace=False)
+    return full.build(probe).nbytes() / max(thin.build(probe).nbytes(), 1)

@@ -12,9 +12,10 @@ from test_models import ENTITY, EVENTS, ITEMS, TIME_COL, make_fixture, make_grap
 
 from t2g_lib.baselines import SELECTORS, centroid_baseline
 from t2g_lib.graph import GraphSchema, fkey_index
+from t2g_lib.krr_start import THIN_MIN_GAIN, coreset_candidates
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import select_herding, select_kcenter
-from t2g_lib.subgraph_coreset import spread_examples, subgraph_coreset, trees_to_graph
+from t2g_lib.subgraph_coreset import history_entity_gain, spread_examples, subgraph_coreset, trees_to_graph
 from t2g_lib.temporal import TemporalSampler, to_seconds
 from t2g_lib.train import as_feature_tensors
 
@@ -87,6 +88,31 @@ def test_histories_with_fewer_label_times_hold_more_entities_in_the_same_bytes()
     assert every.nbytes() <= reference.nbytes() and latest.nbytes() <= reference.nbytes()
     assert latest.num_nodes()[ENTITY] > every.num_nodes()[ENTITY]
     assert latest.num_examples() == latest.num_nodes()[ENTITY] < every.num_examples()
+
+
+@pytest.mark.parametrize("times_read_apart", [True, False])
+def test_thinner_histories_are_candidates_only_where_they_hold_more_entities(times_read_apart: bool) -> None:
+    """With label times between the events each reads rows of its own, so one label time a
+    history holds more users in the same bytes and is a candidate beside whole histories;
+    with every label time after the last event all read the same rows, and it is not."""
+    fx = make_fixture("binary")
+    if not times_read_apart:
+        late = fx.train.copy()
+        late["label time"] = late["label time"] + pd.Timedelta(days=200)
+        fx = replace(fx, train=late)
+    reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
+    gain = history_entity_gain(fx.db, fx.features, reference, fx.task, 1, 0, SPEC)
+    assert (gain >= THIN_MIN_GAIN) == times_read_apart
+    budget = reference.nbytes()
+    found = coreset_candidates(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
+                               label_times=(0, 1))
+    assert sorted(found) == ([0, 1] if times_read_apart else [0])
+    assert all(g.nbytes() <= budget for g in found.values())
+    if times_read_apart:
+        assert found[1].num_examples() == found[1].num_nodes()[ENTITY] > found[0].num_nodes()[ENTITY]
+    alone = coreset_candidates(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
+                               label_times=(1,))
+    assert sorted(alone) == [1]  # without whole histories to fall back on, no gain is asked
 
 
 def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
