@@ -43,7 +43,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.krr_select import SELECTIONS, GNNJudge, JudgedModel, gnn_checkpoints
-from t2g_lib.krr_start import FALLBACKS, STARTS, coreset_candidates, coreset_start, init_from_centroids
+from t2g_lib.krr_start import FALLBACKS, STARTS, herding_coresets, init_from_centroids
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -242,8 +242,8 @@ def distill_features(
         start = init_from_centroids(structure, centroids, (ent_blocks, targets), config.seed, config.init_noise)
     else:  # in the bytes the centroid start's graph takes, its ages included
         ages = 4 * sum(len(structure.x[t]) for t in gs.tables if config.temporal and sampler.times[t] is not None)
-        start = coreset_start(db, features, structure, centroids, task, config.seed, structure.nbytes() + ages,
-                              num_classes)
+        start = herding_coresets(db, features, structure, centroids, task, config.seed, structure.nbytes() + ages,
+                                 num_classes)[0]
     space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
@@ -361,7 +361,7 @@ def distill_features(
     if judge and config.coreset_fallback != "none" and config.start != "herding":
         # Real examples in the KRR graph's bytes (every step's graph has the same shape),
         # judged first so that KRR can concede to them early (``concede``).
-        candidates = coreset_candidates(db, features, structure, centroids, task, config.seed,
+        candidates = herding_coresets(db, features, structure, centroids, task, config.seed,
                                         as_graph(best).nbytes(), num_classes,
                                         histories=config.coreset_fallback == "histories",
                                         feature_dim=config.coreset_feature_dim,

@@ -86,31 +86,7 @@ def nearest_blocks(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> n
     return out
 
 
-def coreset_start(
-    db: Database,
-    features: dict[str, np.ndarray],
-    structure: SyntheticGraph,
-    centroids: dict[str, np.ndarray],
-    task: TaskData,
-    seed: int,
-    budget: int,
-    num_classes: int | None = None,
-    spec: ModelSpec = ModelSpec(),
-    histories: bool = False,
-    feature_dim: int = 0,
-    examples_per_entity: int | None = None,
-) -> SyntheticGraph:
-    """The herding subgraph coreset in ``budget`` bytes (of entity histories with
-    ``histories``, each with at most ``examples_per_entity`` label times), stored as
-    ``structure`` stores rows (or, with ``feature_dim``, as that many components in the same
-    precision, its own codec counted in the bytes), its nodes in their nearest centroid's
-    block; a multiclass ``y`` is widened to ``num_classes`` columns."""
-    reference = _coreset_reference(features, structure, seed, feature_dim)
-    return _herding_coreset(db, features, structure, reference, centroids, task, seed, budget, num_classes, spec,
-                            histories, examples_per_entity)
-
-
-def coreset_candidates(
+def herding_coresets(
     db: Database,
     features: dict[str, np.ndarray],
     structure: SyntheticGraph,
@@ -125,16 +101,16 @@ def coreset_candidates(
     label_times: tuple[int, ...] = (0,),
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[int, SyntheticGraph]:
-    """The herding coresets (``coreset_start``) the GNN judge chooses among, keyed by the label
-    times each entity history keeps (0: every one; a coreset of examples is keyed 0). With
-    every label time among ``label_times``, a history cut to fewer is built only where it holds
+    """Herding subgraph coresets in ``budget`` bytes, keyed by the label times each entity
+    history keeps (0: every one; a coreset of examples, without ``histories``, is keyed 0):
+    stored as ``structure`` stores rows (or, with ``feature_dim``, as that many components in
+    the same precision, its own codec counted in the bytes), its nodes in their nearest
+    centroid's block, a multiclass ``y`` widened to ``num_classes`` columns. With every label
+    time among ``label_times``, a history cut to fewer is built only where it holds
     ``THIN_MIN_GAIN`` times the entities (``history_entity_gain``)."""
-    if not histories:
-        return {0: coreset_start(db, features, structure, centroids, task, seed, budget, num_classes, spec,
-                                 feature_dim=feature_dim)}
     reference = _coreset_reference(features, structure, seed, feature_dim)
     out = {}
-    for times in label_times:
+    for times in label_times if histories else (0,):
         if times and 0 in label_times:
             gain = history_entity_gain(db, features, reference, task, times, seed, spec)
             log(f"entity histories of at most {times} label time{'s' if times > 1 else ''} hold {gain:.2f}x the "
@@ -142,7 +118,7 @@ def coreset_candidates(
             if gain < THIN_MIN_GAIN:
                 continue
         out[times] = _herding_coreset(db, features, structure, reference, centroids, task, seed, budget, num_classes,
-                                      spec, True, times or None)
+                                      spec, histories, times or None)
     return out
 
 

@@ -12,7 +12,7 @@ from test_models import ENTITY, EVENTS, ITEMS, TIME_COL, make_fixture, make_grap
 
 from t2g_lib.baselines import SELECTORS, centroid_baseline
 from t2g_lib.graph import GraphSchema, fkey_index
-from t2g_lib.krr_start import THIN_MIN_GAIN, coreset_candidates
+from t2g_lib.krr_start import THIN_MIN_GAIN, herding_coresets
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import select_herding, select_kcenter
 from t2g_lib.subgraph_coreset import history_entity_gain, spread_examples, subgraph_coreset, trees_to_graph
@@ -104,13 +104,13 @@ def test_thinner_histories_are_candidates_only_where_they_hold_more_entities(tim
     gain = history_entity_gain(fx.db, fx.features, reference, fx.task, 1, 0, SPEC)
     assert (gain >= THIN_MIN_GAIN) == times_read_apart
     budget = reference.nbytes()
-    found = coreset_candidates(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
+    found = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
                                label_times=(0, 1))
     assert sorted(found) == ([0, 1] if times_read_apart else [0])
     assert all(g.nbytes() <= budget for g in found.values())
     if times_read_apart:
         assert found[1].num_examples() == found[1].num_nodes()[ENTITY] > found[0].num_nodes()[ENTITY]
-    alone = coreset_candidates(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
+    alone = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
                                label_times=(1,))
     assert sorted(alone) == [1]  # without whole histories to fall back on, no gain is asked
 

@@ -19,7 +19,7 @@ from t2g_lib.train import train_distilled
 from t2g_lib.kernels import get_kernel
 from t2g_lib.krr import KRRConfig, distill_features, krr_predict, label_targets
 from t2g_lib.krr_select import GNNJudge, gnn_checkpoints
-from t2g_lib.krr_start import coreset_start, init_from_centroids, nearest_blocks
+from t2g_lib.krr_start import herding_coresets, init_from_centroids, nearest_blocks
 from t2g_lib.task_data import TaskData
 
 T0 = pd.Timestamp("2021-03-01")
@@ -286,7 +286,7 @@ def test_herding_start_is_the_coreset_until_it_moves(fixture) -> None:
     assert fh["best_step"] == 0
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
     centroid_run, _ = _distill(fixture, lr=0.0, steps=6, eval_every=3)
-    start = coreset_start(db, features, structure, cents, task, 0, centroid_run.nbytes())
+    start = herding_coresets(db, features, structure, cents, task, 0, centroid_run.nbytes())[0]
     assert frozen.nbytes() <= centroid_run.nbytes()  # the centroid start's bytes, ages included
     for t in structure.schema.tables:
         np.testing.assert_array_equal(frozen.x[t], start.x[t])
@@ -428,8 +428,8 @@ def test_the_coreset_can_store_its_rows_in_fewer_components(fixture) -> None:
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
     coded = structure.with_codec(FeatureCodec.fit(features, 4))
     budget = 4 * coded.nbytes()
-    same = coreset_start(db, features, coded, cents, task, 0, budget, histories=True)
-    fewer = coreset_start(db, features, coded, cents, task, 0, budget, histories=True, feature_dim=2)
+    same = herding_coresets(db, features, coded, cents, task, 0, budget, histories=True)[0]
+    fewer = herding_coresets(db, features, coded, cents, task, 0, budget, histories=True, feature_dim=2)[0]
     assert {same.codec.dim(t) for t in features} == {4} and {fewer.codec.dim(t) for t in features} == {2}
     assert same.nbytes() <= budget and fewer.nbytes() <= budget
     assert fewer.num_examples() > same.num_examples()
