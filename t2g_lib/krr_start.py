@@ -112,7 +112,7 @@ def herding_coresets(
     out = {}
     for times in label_times if histories else (0,):
         if times and 0 in label_times:
-            gain = history_entity_gain(db, features, reference, task, times, seed, spec)
+            gain = history_entity_gain(db, features, reference, task, times, budget, seed, spec)
             log(f"entity histories of at most {times} label time{'s' if times > 1 else ''} hold {gain:.2f}x the "
                 f"entities in the same bytes{'' if gain >= THIN_MIN_GAIN else ': not judged'}")
             if gain < THIN_MIN_GAIN:

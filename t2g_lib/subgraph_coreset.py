@@ -241,14 +241,16 @@ def history_entity_gain(
     reference: SyntheticGraph,
     task: TaskData,
     examples_per_entity: int,
+    budget: int,
     seed: int = 0,
     spec: ModelSpec = ModelSpec(),
 ) -> float:
-    """How many times more entities the same bytes hold when each history keeps at most
-    ``examples_per_entity`` label times: the bytes of a seeded probe of entities' whole
-    histories over those of their thinned ones."""
+    """How many times more entities ``budget`` bytes hold when each history keeps at most
+    ``examples_per_entity`` label times, estimated from a seeded probe of entities (both
+    counts capped at the entities there are)."""
     full = CoresetUnits(db, features, reference, task, spec, histories=True)
     thin = CoresetUnits(db, features, reference, task, spec, histories=True, examples_per_entity=examples_per_entity,
                         sampler=full.sampler)
     probe = np.random.default_rng(seed).choice(len(full), size=min(PROBE, len(full)), replace=False)
-    return full.build(probe).nbytes() / max(thin.build(probe).nbytes(), 1)
+    fits = [min(len(full), budget * len(probe) / max(u.build(probe).nbytes(), 1)) for u in (full, thin)]
+    return fits[1] / max(fits[0], 1e-9)

@@ -101,9 +101,11 @@ def test_thinner_histories_are_candidates_only_where_they_hold_more_entities(tim
         late["label time"] = late["label time"] + pd.Timedelta(days=200)
         fx = replace(fx, train=late)
     reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
-    gain = history_entity_gain(fx.db, fx.features, reference, fx.task, 1, 0, SPEC)
-    assert (gain >= THIN_MIN_GAIN) == times_read_apart
     budget = reference.nbytes()
+    gain = history_entity_gain(fx.db, fx.features, reference, fx.task, 1, budget, 0, SPEC)
+    assert (gain >= THIN_MIN_GAIN) == times_read_apart
+    # in bytes that hold every user's whole history, thinner ones hold no more users
+    assert history_entity_gain(fx.db, fx.features, reference, fx.task, 1, 100 * budget, 0, SPEC) == 1.0
     found = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
                                label_times=(0, 1))
     assert sorted(found) == ([0, 1] if times_read_apart else [0])
