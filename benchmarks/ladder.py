@@ -30,12 +30,11 @@ PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
                  "labels": "hard", "concede": None, "gnn_steps": 100,
                  "gnn_batch_size": None, "gnn_patience": None,
-                 "gnn_han_batch_size": None, "coreset_label_times": [0],
-                 "coreset_full_width_if_all_fit": False}
+                 "gnn_han_batch_size": None, "coreset_label_times": [0]}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
-graphs until rung 19, with no early stopping on val, whole entity histories until rung 24, 8-component histories even where all fit until rung 25): every rung sets its knobs on these. A rung's graph is evaluated with
+graphs until rung 19, with no early stopping on val, whole entity histories until rung 24): every rung sets its knobs on these. A rung's graph is evaluated with
 the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 RUNG_20 = {**RUNG_13, "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512, "gnn_han_batch_size": 256}
@@ -78,9 +77,6 @@ LADDER: dict[str, tuple[dict, ...]] = {
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [1]}, {"folds": 5}),
     "24. 20 with histories of one label time judged beside whole ones where they hold 1.25x the entities": (
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1]}, {"folds": 5}),
-    "25. 24 with histories at the graph's own width where every entity's whole history fits": (
-        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_full_width_if_all_fit": True},
-        {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""

@@ -365,8 +365,7 @@ def distill_features(
                                         as_graph(best).nbytes(), num_classes,
                                         histories=config.coreset_fallback == "histories",
                                         feature_dim=config.coreset_feature_dim,
-                                        label_times=tuple(config.coreset_label_times),
-                                        full_width_if_all_fit=config.coreset_full_width_if_all_fit, log=log)
+                                        label_times=tuple(config.coreset_label_times), log=log)
         scores = {}
         for times, graph in candidates.items():
             scores[times] = judge(graph)

@@ -43,7 +43,6 @@ class KRRConfig:
     labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
     concede: float | None = 0.05  # with a coreset fallback: KRR stops at a judged step (after the start) whose GNN val trails the coreset's by more than this fraction; None: never
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph
-    coreset_full_width_if_all_fit: bool = True  # histories keep the KRR graph's width where every entity's whole history fits at it
     coreset_label_times: list[int] = field(default_factory=lambda: [0, 1])  # label times per entity history (0: all), one coreset judged per entry (krr_start.herding_coresets)
 
     def judge_recipe(self) -> DistilledRecipe:

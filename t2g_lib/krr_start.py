@@ -23,7 +23,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec
 from t2g_lib.pretrain import sq_dists
 from t2g_lib.selectors import select_herding
-from t2g_lib.subgraph_coreset import every_history_fits, history_entity_gain, subgraph_coreset
+from t2g_lib.subgraph_coreset import history_entity_gain, subgraph_coreset
 from t2g_lib.task_data import TaskData
 
 STARTS = ("centroids", "herding")
@@ -99,7 +99,6 @@ def herding_coresets(
     histories: bool = False,
     feature_dim: int = 0,
     label_times: tuple[int, ...] = (0,),
-    full_width_if_all_fit: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> dict[int, SyntheticGraph]:
     """Herding subgraph coresets in ``budget`` bytes, keyed by the label times each entity
@@ -108,13 +107,7 @@ def herding_coresets(
     the same precision, its own codec counted in the bytes), its nodes in their nearest
     centroid's block, a multiclass ``y`` widened to ``num_classes`` columns. With every label
     time among ``label_times``, a history cut to fewer is built only where it holds
-    ``THIN_MIN_GAIN`` times the entities (``history_entity_gain``). With
-    ``full_width_if_all_fit``, histories whose every entity fits whole at ``structure``'s own
-    width keep it: fewer components would buy no more entities."""
-    if feature_dim and histories and full_width_if_all_fit and every_history_fits(db, features, structure, task,
-                                                                                  budget, seed, spec):
-        log(f"every entity's whole history fits in {budget:,} bytes: rows kept at the graph's own width")
-        feature_dim = 0
+    ``THIN_MIN_GAIN`` times the entities (``history_entity_gain``)."""
     reference = _coreset_reference(features, structure, seed, feature_dim)
     out = {}
     for times in label_times if histories else (0,):

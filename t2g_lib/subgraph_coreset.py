@@ -254,22 +254,3 @@ def history_entity_gain(
     probe = np.random.default_rng(seed).choice(len(full), size=min(PROBE, len(full)), replace=False)
     fits = [min(len(full), budget * len(probe) / max(u.build(probe).nbytes(), 1)) for u in (full, thin)]
     return fits[1] / max(fits[0], 1e-9)
-
-
-def every_history_fits(
-    db: Database,
-    features: dict[str, np.ndarray],
-    reference: SyntheticGraph,
-    task: TaskData,
-    budget: int,
-    seed: int = 0,
-    spec: ModelSpec = ModelSpec(),
-) -> bool:
-    """Whether every train entity's whole history fits in ``budget`` bytes, stored as
-    ``reference`` stores rows: a seeded probe's estimate first (cheap where it is far over),
-    then the graph of them all."""
-    units = CoresetUnits(db, features, reference, task, spec, histories=True)
-    probe = np.random.default_rng(seed).choice(len(units), size=min(PROBE, len(units)), replace=False)
-    if units.build(probe).nbytes() * len(units) / max(len(probe), 1) > 1.5 * budget:
-        return False
-    return units.build(np.arange(len(units))).nbytes() <= budget

@@ -11,12 +11,11 @@ import pytest
 from test_models import ENTITY, EVENTS, ITEMS, TIME_COL, make_fixture, make_graph
 
 from t2g_lib.baselines import SELECTORS, centroid_baseline
-from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import GraphSchema, fkey_index
 from t2g_lib.krr_start import THIN_MIN_GAIN, herding_coresets
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import select_herding, select_kcenter
-from t2g_lib.subgraph_coreset import every_history_fits, history_entity_gain, spread_examples, subgraph_coreset, trees_to_graph
+from t2g_lib.subgraph_coreset import history_entity_gain, spread_examples, subgraph_coreset, trees_to_graph
 from t2g_lib.temporal import TemporalSampler, to_seconds
 from t2g_lib.train import as_feature_tensors
 
@@ -116,23 +115,6 @@ def test_thinner_histories_are_candidates_only_where_they_hold_more_entities(tim
     alone = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
                                label_times=(1,))
     assert sorted(alone) == [1]  # without whole histories to fall back on, no gain is asked
-
-
-def test_histories_keep_their_width_only_where_every_whole_history_fits() -> None:
-    """``full_width_if_all_fit``: narrower rows buy more entities only while some are left
-    out; in bytes that hold every user's whole history the coreset keeps the graph's width."""
-    fx = make_fixture("binary")
-    reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2}).with_codec(FeatureCodec.fit(fx.features, 4))
-    small, large = reference.nbytes(), 100 * reference.nbytes()
-    assert not every_history_fits(fx.db, fx.features, reference, fx.task, small, 0, SPEC)
-    assert every_history_fits(fx.db, fx.features, reference, fx.task, large, 0, SPEC)
-    for budget, dim in ((small, 2), (large, 4)):
-        graph = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
-                                 feature_dim=2, full_width_if_all_fit=True)[0]
-        assert {graph.codec.dim(t) for t in fx.features} == {dim} and graph.nbytes() <= budget
-    narrow = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, large, spec=SPEC, histories=True,
-                              feature_dim=2)[0]
-    assert {narrow.codec.dim(t) for t in fx.features} == {2}  # off: the coreset's own width, always
 
 
 def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
