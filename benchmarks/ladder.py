@@ -77,6 +77,9 @@ LADDER: dict[str, tuple[dict, ...]] = {
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [1]}, {"folds": 5}),
     "24. 20 with histories of one label time judged beside whole ones where they hold 1.25x the entities": (
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1]}, {"folds": 5}),
+    "25. 24 with hard labels, not the teacher's": ({}, {**RUNG_20, "labels": "hard", "coreset_label_times": [0, 1]}),
+    "26. 24 with the histories' rows at the KRR graph's width (16 components), not 8": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_feature_dim": 0}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""
