@@ -30,11 +30,12 @@ PLAIN = {"feature_dim": None, "precision": "float32"}
 BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0, "coreset_feature_dim": 0,
                  "labels": "hard", "concede": None, "gnn_steps": 100,
                  "gnn_batch_size": None, "gnn_patience": None,
-                 "gnn_han_batch_size": None, "coreset_label_times": [0]}
+                 "gnn_han_batch_size": None, "coreset_label_times": [0],
+                 "coreset_labels": ["teacher"]}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
-graphs until rung 19, with no early stopping on val, whole entity histories until rung 24): every rung sets its knobs on these. A rung's graph is evaluated with
+graphs until rung 19, with no early stopping on val, whole entity histories until rung 24, histories judged under the teacher's labels alone until rung 27): every rung sets its knobs on these. A rung's graph is evaluated with
 the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 RUNG_20 = {**RUNG_13, "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512, "gnn_han_batch_size": 256}
@@ -80,6 +81,9 @@ LADDER: dict[str, tuple[dict, ...]] = {
     "25. 24 with hard labels, not the teacher's": ({}, {**RUNG_20, "labels": "hard", "coreset_label_times": [0, 1]}),
     "26. 24 with the histories' rows at the KRR graph's width (16 components), not 8": (
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_feature_dim": 0}, {"folds": 5}),
+    "27. 24 with the histories judged under the teacher's labels and under their own": (
+        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_labels": ["teacher", "hard"]},
+        {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""
@@ -145,7 +149,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                 info[rung] = {"krr_val": hist["best_score"], "krr_start": hist["start_score"],
                               "krr_gnn_val": hist.get("gnn_best_score"),
                               "distill_seconds": time.perf_counter() - t0, "kept": hist["kept"],
-                              "label_times": hist.get("coreset_label_times")}
+                              "label_times": hist.get("coreset_label_times"), "labels": hist.get("coreset_labels")}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
             todo = [b for b in BASELINES if not finished(name, ratio, b, seed)] if baselines and rungs else []
@@ -173,7 +177,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                        "krr_gnn_val": info[r.method].get("krr_gnn_val"),
                        "distill_seconds": info[r.method]["distill_seconds"], "train_seconds": r.train_seconds,
                        "bytes": int(r.storage_bytes), "kept": info[r.method].get("kept"),
-                       "label_times": info[r.method].get("label_times"),
+                       "label_times": info[r.method].get("label_times"), "labels": info[r.method].get("labels"),
                        "target_nodes": int(graphs[r.method].num_nodes()[task.entity_table]),
                        "examples": graphs[r.method].num_examples()}
                 with out.open("a") as f:

@@ -206,10 +206,11 @@ def distill_features(
         raise ValueError(f"unknown KRR checkpoint selection {config.select!r}: one of {SELECTIONS}")
     if config.coreset_fallback not in FALLBACKS:
         raise ValueError(f"unknown KRR coreset fallback {config.coreset_fallback!r}: one of {FALLBACKS}")
-    if config.labels not in LABELS:
-        raise ValueError(f"unknown KRR train labels {config.labels!r}: one of {LABELS}")
+    for labels in (config.labels, *config.coreset_labels):
+        if labels not in LABELS:
+            raise ValueError(f"unknown KRR train labels {labels!r}: one of {LABELS}")
     soft = config.labels == "teacher" and teacher is not None and teacher.soft is not None
-    task = teacher.apply(task) if soft else task
+    given, task = task, teacher.apply(task) if soft else task
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]
     if structure.target_table != task.entity_table:
@@ -242,8 +243,8 @@ def distill_features(
         start = init_from_centroids(structure, centroids, (ent_blocks, targets), config.seed, config.init_noise)
     else:  # in the bytes the centroid start's graph takes, its ages included
         ages = 4 * sum(len(structure.x[t]) for t in gs.tables if config.temporal and sampler.times[t] is not None)
-        start = herding_coresets(db, features, structure, centroids, task, config.seed, structure.nbytes() + ages,
-                                 num_classes)[0]
+        start = next(iter(herding_coresets(db, features, structure, centroids, {"start": task}, config.seed,
+                                           structure.nbytes() + ages, num_classes).values()))
     space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
@@ -361,20 +362,24 @@ def distill_features(
     if judge and config.coreset_fallback != "none" and config.start != "herding":
         # Real examples in the KRR graph's bytes (every step's graph has the same shape),
         # judged first so that KRR can concede to them early (``concede``).
-        candidates = herding_coresets(db, features, structure, centroids, task, config.seed,
-                                        as_graph(best).nbytes(), num_classes,
-                                        histories=config.coreset_fallback == "histories",
-                                        feature_dim=config.coreset_feature_dim,
-                                        label_times=tuple(config.coreset_label_times), log=log)
+        # the teacher's labels, and the examples' own where the judge is to weigh them too
+        labellings = {"teacher": task, "hard": given} if soft else {"hard": task}
+        labellings = {k: v for k, v in labellings.items() if k in config.coreset_labels} or {history["labels"]: task}
+        candidates = herding_coresets(db, features, structure, centroids, labellings, config.seed,
+                                      as_graph(best).nbytes(), num_classes,
+                                      histories=config.coreset_fallback == "histories",
+                                      feature_dim=config.coreset_feature_dim,
+                                      label_times=tuple(config.coreset_label_times), log=log)
         scores = {}
-        for times, graph in candidates.items():
-            scores[times] = judge(graph)
-            log(f"herding coreset in the same bytes ({_label_times(times)} per entity, {graph.num_examples()} "
-                f"examples): the GNN trained on it scores val {history['metric']} {scores[times]:.4f}")
-        times = next(iter(scores))  # the first of the best, in label_times' order
+        for key, graph in candidates.items():
+            scores[key] = judge(graph)
+            log(f"herding coreset in the same bytes ({_label_times(key[0])} per entity, {graph.num_examples()} "
+                f"examples, {key[1]} labels): the GNN trained on it scores val {history['metric']} {scores[key]:.4f}")
+        key = next(iter(scores))  # the first of the best, in the order built
         for k, value in scores.items():
-            times = k if is_better(value, scores[times], kind) else times
-        coreset, history["coreset_gnn_val"], history["coreset_label_times"] = candidates[times], scores[times], times
+            key = k if is_better(value, scores[key], kind) else key
+        coreset, history["coreset_gnn_val"] = candidates[key], scores[key]
+        history["coreset_label_times"], history["coreset_labels"] = key
     surrogate = {0: best_score}
     history["val"].append([0, best_score])
     history["start_score"] = best_score

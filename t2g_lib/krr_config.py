@@ -43,6 +43,7 @@ class KRRConfig:
     labels: str = "teacher"  # train examples labelled by the teacher's out-of-fold predictions (when given), or "hard"
     concede: float | None = 0.05  # with a coreset fallback: KRR stops at a judged step (after the start) whose GNN val trails the coreset's by more than this fraction; None: never
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph
+    coreset_labels: list[str] = field(default_factory=lambda: ["teacher", "hard"])  # labellings of that coreset the judge weighs (the teacher's where there is one)
     coreset_label_times: list[int] = field(default_factory=lambda: [0, 1])  # label times per entity history (0: all), one coreset judged per entry (krr_start.herding_coresets)
 
     def judge_recipe(self) -> DistilledRecipe:

@@ -23,7 +23,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec
 from t2g_lib.pretrain import sq_dists
 from t2g_lib.selectors import select_herding
-from t2g_lib.subgraph_coreset import history_entity_gain, subgraph_coreset
+from t2g_lib.subgraph_coreset import CoresetUnits, choose_units, history_entity_gain
 from t2g_lib.task_data import TaskData
 
 STARTS = ("centroids", "herding")
@@ -91,7 +91,7 @@ def herding_coresets(
     features: dict[str, np.ndarray],
     structure: SyntheticGraph,
     centroids: dict[str, np.ndarray],
-    task: TaskData,
+    tasks: dict[str, TaskData],
     seed: int,
     budget: int,
     num_classes: int | None = None,
@@ -100,25 +100,32 @@ def herding_coresets(
     feature_dim: int = 0,
     label_times: tuple[int, ...] = (0,),
     log: Callable[[str], None] = lambda _: None,
-) -> dict[int, SyntheticGraph]:
+) -> dict[tuple[int, str], SyntheticGraph]:
     """Herding subgraph coresets in ``budget`` bytes, keyed by the label times each entity
-    history keeps (0: every one; a coreset of examples, without ``histories``, is keyed 0):
-    stored as ``structure`` stores rows (or, with ``feature_dim``, as that many components in
-    the same precision, its own codec counted in the bytes), its nodes in their nearest
-    centroid's block, a multiclass ``y`` widened to ``num_classes`` columns. With every label
-    time among ``label_times``, a history cut to fewer is built only where it holds
-    ``THIN_MIN_GAIN`` times the entities (``history_entity_gain``)."""
+    history keeps (0: every one; a coreset of examples, without ``histories``, is keyed 0) and
+    the name of their labelling: ``tasks`` holds the same train examples under each (e.g. the
+    teacher's labels and their own), the first choosing which examples fit. Each is stored as
+    ``structure`` stores rows (or, with ``feature_dim``, as that many components in the same
+    precision, its own codec counted in the bytes), its nodes in their nearest centroid's
+    block, a multiclass ``y`` widened to ``num_classes`` columns. With every label time among
+    ``label_times``, a history cut to fewer is built only where it holds ``THIN_MIN_GAIN`` times
+    the entities (``history_entity_gain``)."""
     reference = _coreset_reference(features, structure, seed, feature_dim)
+    first = next(iter(tasks.values()))
     out = {}
     for times in label_times if histories else (0,):
         if times and 0 in label_times:
-            gain = history_entity_gain(db, features, reference, task, times, budget, seed, spec)
+            gain = history_entity_gain(db, features, reference, first, times, budget, seed, spec)
             log(f"entity histories of at most {times} label time{'s' if times > 1 else ''} hold {gain:.2f}x the "
                 f"entities in the same bytes{'' if gain >= THIN_MIN_GAIN else ': not judged'}")
             if gain < THIN_MIN_GAIN:
                 continue
-        out[times] = _herding_coreset(db, features, structure, reference, centroids, task, seed, budget, num_classes,
-                                      spec, histories, times or None)
+        units = CoresetUnits(db, features, reference, first, spec, histories, times or None)
+        chosen = choose_units(select_herding, units, features, budget, seed)
+        for name, task in tasks.items():
+            labelled = units if task is first else CoresetUnits(db, features, reference, task, spec, histories,
+                                                                times or None, sampler=units.sampler)
+            out[times, name] = _in_blocks(labelled.build(chosen), structure, centroids, num_classes)
     return out
 
 
@@ -130,10 +137,9 @@ def _coreset_reference(features: dict[str, np.ndarray], structure: SyntheticGrap
     return structure
 
 
-def _herding_coreset(db, features, structure, reference, centroids, task, seed, budget, num_classes, spec, histories,
-                     examples_per_entity) -> SyntheticGraph:
-    graph = subgraph_coreset(select_herding, db, features, reference, task, seed, spec, budget=budget,
-                             histories=histories, examples_per_entity=examples_per_entity)
+def _in_blocks(graph: SyntheticGraph, structure: SyntheticGraph, centroids: dict[str, np.ndarray],
+               num_classes: int | None) -> SyntheticGraph:
+    """``graph``'s nodes in their nearest centroid's block, a multiclass ``y`` widened."""
     blocks = {t: nearest_blocks(graph.x[t], centroids[t]) for t in structure.blocks if t in centroids}
 
     def widen(y: np.ndarray) -> np.ndarray:

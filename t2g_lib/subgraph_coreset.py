@@ -213,14 +213,27 @@ def subgraph_coreset(
     ``examples_per_entity`` of them spread over its time (``spread_examples``): fewer label
     times read fewer rows, so the same bytes may hold more entities.
     """
-    rng = np.random.default_rng(seed)
     units = CoresetUnits(db, features, reference, task, spec, histories, examples_per_entity)
+    return units.build(choose_units(select, units, features, budget, seed, max_candidates))
+
+
+def choose_units(
+    select: Selector,
+    units: CoresetUnits,
+    features: dict[str, np.ndarray],
+    budget: int | None = None,
+    seed: int = 0,
+    max_candidates: int = 20000,
+) -> np.ndarray:
+    """The longest prefix of ``select``'s order over ``units`` (on their entities' embeddings)
+    whose graph fits in ``budget`` bytes (default the reference's); at least one unit."""
+    rng = np.random.default_rng(seed)
     build, n_units = units.build, len(units)
-    budget = reference.nbytes() if budget is None else int(budget)
+    budget = units.reference.nbytes() if budget is None else int(budget)
     probe = rng.choice(n_units, size=min(PROBE, n_units), replace=False)
     per_unit = build(probe).nbytes() / max(len(probe), 1)
     k = int(min(n_units, max(1, 2 * budget // max(per_unit, 1))))
-    x = features[task.entity_table][units.unit_entity]
+    x = features[units.task.entity_table][units.unit_entity]
     order = take(select, x, k, rng, max_candidates)
     while k < n_units and build(order).nbytes() <= budget:  # chosen units smaller than the probe's
         k = min(2 * k, n_units)
@@ -232,7 +245,7 @@ def subgraph_coreset(
             lo = mid
         else:
             hi = mid - 1
-    return build(order[:lo])
+    return order[:lo]
 
 
 def history_entity_gain(

@@ -106,15 +106,31 @@ def test_thinner_histories_are_candidates_only_where_they_hold_more_entities(tim
     assert (gain >= THIN_MIN_GAIN) == times_read_apart
     # in bytes that hold every user's whole history, thinner ones hold no more users
     assert history_entity_gain(fx.db, fx.features, reference, fx.task, 1, 100 * budget, 0, SPEC) == 1.0
-    found = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
-                               label_times=(0, 1))
-    assert sorted(found) == ([0, 1] if times_read_apart else [0])
+    found = herding_coresets(fx.db, fx.features, reference, {}, {"y": fx.task}, 0, budget, spec=SPEC,
+                             histories=True, label_times=(0, 1))
+    assert sorted(found) == ([(0, "y"), (1, "y")] if times_read_apart else [(0, "y")])
     assert all(g.nbytes() <= budget for g in found.values())
     if times_read_apart:
-        assert found[1].num_examples() == found[1].num_nodes()[ENTITY] > found[0].num_nodes()[ENTITY]
-    alone = herding_coresets(fx.db, fx.features, reference, {}, fx.task, 0, budget, spec=SPEC, histories=True,
-                               label_times=(1,))
-    assert sorted(alone) == [1]  # without whole histories to fall back on, no gain is asked
+        assert found[1, "y"].num_examples() == found[1, "y"].num_nodes()[ENTITY] > found[0, "y"].num_nodes()[ENTITY]
+    alone = herding_coresets(fx.db, fx.features, reference, {}, {"y": fx.task}, 0, budget, spec=SPEC,
+                             histories=True, label_times=(1,))
+    assert sorted(alone) == [(1, "y")]  # without whole histories to fall back on, no gain is asked
+
+
+def test_each_labelling_labels_the_same_examples() -> None:
+    """``herding_coresets`` with two labellings of the train examples (a teacher's and their
+    own): the first chooses the examples, each gets a graph of them with its labels."""
+    fx = make_fixture("binary")
+    reference = make_graph(fx, {ENTITY: 7, EVENTS: 20, ITEMS: 2})
+    flipped = replace(fx, train=fx.train.assign(y=1 - fx.train["y"])).task
+    found = herding_coresets(fx.db, fx.features, reference, {}, {"teacher": fx.task, "hard": flipped}, 0,
+                             reference.nbytes(), spec=SPEC, histories=True)
+    own, other = found[0, "teacher"], found[0, "hard"]
+    for t in own.x:
+        np.testing.assert_array_equal(own.x[t], other.x[t])
+    np.testing.assert_array_equal(other.y, 1 - own.y)
+    np.testing.assert_array_equal(other.earlier.y, 1 - own.earlier.y)
+    np.testing.assert_array_equal(other.earlier.shift, own.earlier.shift)
 
 
 def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:

@@ -286,7 +286,7 @@ def test_herding_start_is_the_coreset_until_it_moves(fixture) -> None:
     assert fh["best_step"] == 0
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
     centroid_run, _ = _distill(fixture, lr=0.0, steps=6, eval_every=3)
-    start = herding_coresets(db, features, structure, cents, task, 0, centroid_run.nbytes())[0]
+    start = herding_coresets(db, features, structure, cents, {"y": task}, 0, centroid_run.nbytes())[0, "y"]
     assert frozen.nbytes() <= centroid_run.nbytes()  # the centroid start's bytes, ages included
     for t in structure.schema.tables:
         np.testing.assert_array_equal(frozen.x[t], start.x[t])
@@ -354,6 +354,32 @@ def test_coreset_fallback_keeps_whichever_graph_the_gnn_prefers(fixture, monkeyp
         assert hist["kept"] == "krr" and len(out.y) == len(structure.y)
     _, plain = _distill(fixture, steps=10, eval_every=5)
     assert plain["kept"] == "krr" and "coreset_gnn_val" not in plain
+
+
+@pytest.mark.parametrize("teacher_wins", [True, False])
+def test_the_judge_weighs_the_coreset_under_the_teacher_and_its_own_labels(fixture, monkeypatch, teacher_wins) -> None:
+    """With a teacher, the herding histories are judged under the teacher's labels and under
+    their own (``coreset_labels``), and the better kept. The judge scores a graph by the mean
+    of all its labels: a teacher above every hard label (1.5) wins, one below them (-0.5) loses."""
+    import t2g_lib.krr as krr
+    from t2g_lib.teacher import TeacherLabels
+
+    monkeypatch.setattr(krr.GNNJudge, "__call__", lambda self, g: float(np.mean(
+        np.r_[g.y, [] if g.earlier is None else g.earlier.y])))
+    db, features, pseudo, cents, structure, train, val = fixture
+    teacher = TeacherLabels(np.full(len(train), 1.5 if teacher_wins else -0.5), "auroc", 0.5, 0.0, 2)
+    task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
+    knobs = dict(steps=10, eval_every=5, lr=0.05, batch_size=64, pseudo_batch_size=32, pseudo_pool_batches=2,
+                 num_neighbors=[4, 4], select="gnn", gnn_every=5, coreset_fallback="histories", labels="teacher")
+    both = distill_features(structure, features, pseudo, cents, db, task, KRRConfig(**knobs), teacher=teacher)
+    assert both.history["coreset_labels"] == ("teacher" if teacher_wins else "hard")
+    assert (both.history["coreset_gnn_val"] == 1.5) == teacher_wins and 0 <= both.history["coreset_gnn_val"] <= 1.5
+    only = distill_features(structure, features, pseudo, cents, db, task,
+                            KRRConfig(**knobs, coreset_labels=["teacher"]), teacher=teacher)
+    assert only.history["coreset_labels"] == "teacher"
+    assert only.history["coreset_gnn_val"] == (1.5 if teacher_wins else -0.5)
+    with pytest.raises(ValueError, match="train labels"):
+        distill_features(structure, features, pseudo, cents, db, task, KRRConfig(**knobs, coreset_labels=["soft"]))
 
 
 @pytest.mark.parametrize("prefers_coreset", [True, False])
@@ -428,8 +454,9 @@ def test_the_coreset_can_store_its_rows_in_fewer_components(fixture) -> None:
     task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
     coded = structure.with_codec(FeatureCodec.fit(features, 4))
     budget = 4 * coded.nbytes()
-    same = herding_coresets(db, features, coded, cents, task, 0, budget, histories=True)[0]
-    fewer = herding_coresets(db, features, coded, cents, task, 0, budget, histories=True, feature_dim=2)[0]
+    same = herding_coresets(db, features, coded, cents, {"y": task}, 0, budget, histories=True)[0, "y"]
+    fewer = herding_coresets(db, features, coded, cents, {"y": task}, 0, budget, histories=True,
+                             feature_dim=2)[0, "y"]
     assert {same.codec.dim(t) for t in features} == {4} and {fewer.codec.dim(t) for t in features} == {2}
     assert same.nbytes() <= budget and fewer.nbytes() <= budget
     assert fewer.num_examples() > same.num_examples()
