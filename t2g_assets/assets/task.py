@@ -174,7 +174,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
                 "kept": history["kept"],  # "krr", or the herding coreset when its GNN val was higher
                 "train_labels": history["labels"],  # "teacher" (soft) or "hard"
                 **{k: history[k] for k in ("gnn_best_score", "coreset_gnn_val", "coreset_label_times",
-                                             "conceded_at") if k in history},
+                                             "coreset_labels", "conceded_at") if k in history},
             },
         )
 
