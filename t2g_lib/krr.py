@@ -43,7 +43,7 @@ from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
 from t2g_lib.krr_select import SELECTIONS, GNNJudge, JudgedModel, gnn_checkpoints
-from t2g_lib.krr_start import FALLBACKS, STARTS, herding_coresets, init_from_centroids
+from t2g_lib.krr_start import FALLBACKS, STARTS, herding_coresets, init_from_centroids, label_times_text
 from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
@@ -129,10 +129,6 @@ def concedes(krr_val: float, coreset_val: float, margin: float | None, kind) -> 
     higher_better = primary_metric(kind)[1]
     bound = coreset_val - margin * abs(coreset_val) if higher_better else coreset_val + margin * abs(coreset_val)
     return krr_val < bound if higher_better else krr_val > bound
-
-
-def _label_times(times: int) -> str:
-    return "every label time" if times == 0 else f"at most {times} label time{'s' if times > 1 else ''}"
 
 
 def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
@@ -373,7 +369,7 @@ def distill_features(
         scores = {}
         for key, graph in candidates.items():
             scores[key] = judge(graph)
-            log(f"herding coreset in the same bytes ({_label_times(key[0])} per entity, {graph.num_examples()} "
+            log(f"herding coreset in the same bytes ({label_times_text(key[0])} per entity, {graph.num_examples()} "
                 f"examples, {key[1]} labels): the GNN trained on it scores val {history['metric']} {scores[key]:.4f}")
         key = next(iter(scores))  # the first of the best, in the order built
         for k, value in scores.items():

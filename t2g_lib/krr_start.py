@@ -86,6 +86,11 @@ def nearest_blocks(x: np.ndarray, centroids: np.ndarray, chunk: int = 8192) -> n
     return out
 
 
+def label_times_text(times: int) -> str:
+    """``coreset_label_times`` entry ``times`` in words, for logs."""
+    return "every label time" if times == 0 else f"at most {times} label time{'s' if times > 1 else ''}"
+
+
 def herding_coresets(
     db: Database,
     features: dict[str, np.ndarray],
@@ -116,15 +121,14 @@ def herding_coresets(
     for times in label_times if histories else (0,):
         if times and 0 in label_times:
             gain = history_entity_gain(db, features, reference, first, times, budget, seed, spec)
-            log(f"entity histories of at most {times} label time{'s' if times > 1 else ''} hold {gain:.2f}x the "
-                f"entities in the same bytes{'' if gain >= THIN_MIN_GAIN else ': not judged'}")
+            log(f"entity histories of {label_times_text(times)} hold {gain:.2f}x the entities in the same bytes"
+                f"{'' if gain >= THIN_MIN_GAIN else ': not judged'}")
             if gain < THIN_MIN_GAIN:
                 continue
         units = CoresetUnits(db, features, reference, first, spec, histories, times or None)
         chosen = choose_units(select_herding, units, features, budget, seed)
         for name, task in tasks.items():
-            labelled = units if task is first else CoresetUnits(db, features, reference, task, spec, histories,
-                                                                times or None, sampler=units.sampler)
+            labelled = units if task is first else units.relabelled(task)
             out[times, name] = _in_blocks(labelled.build(chosen), structure, centroids, num_classes)
     return out
 

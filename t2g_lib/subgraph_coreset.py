@@ -16,6 +16,8 @@ so are target-table rows that are not seeds, with whatever was sampled below the
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from relbench.base import Database
@@ -164,11 +166,7 @@ class CoresetUnits:
         self.task, self.reference, self.histories = task, reference, histories
         self.entities = train[task.entity_col].to_numpy(dtype=np.int64)
         self.times = to_seconds(train[task.time_col])
-        labels = train[task.target_col].to_numpy()
-        if task_kind(task.task_type) == MULTICLASS:
-            width = np.asarray(reference.y).shape[1] if np.ndim(reference.y) == 2 else int(labels.max()) + 1
-            labels = np.eye(width, dtype=np.float32)[labels.astype(np.int64)]
-        self.labels = labels
+        self.labels = self._labels(task)
         self.sampler = sampler if sampler is not None else TemporalSampler(db, list(spec.num_neighbors))
         self.feats = as_feature_tensors(features)
         if histories:
@@ -176,6 +174,22 @@ class CoresetUnits:
             self._usable = spread_examples(self.entities, self.times, examples_per_entity)
         else:
             self.unit_entity = self.entities  # the entity of each unit, for the selectors
+
+    def _labels(self, task: TaskData) -> np.ndarray:
+        labels = label_frame(task.train)[task.target_col].to_numpy()
+        if task_kind(task.task_type) == MULTICLASS:
+            y = self.reference.y
+            width = np.asarray(y).shape[1] if np.ndim(y) == 2 else int(labels.max()) + 1
+            labels = np.eye(width, dtype=np.float32)[labels.astype(np.int64)]
+        return labels
+
+    def relabelled(self, task: TaskData) -> "CoresetUnits":
+        """The same units under ``task``'s labels of the same train rows (e.g. a teacher's)."""
+        if len(label_frame(task.train)) != len(self.entities):
+            raise ValueError(f"{len(label_frame(task.train))} train rows to relabel {len(self.entities)}")
+        other = copy.copy(self)
+        other.task, other.labels = task, self._labels(task)
+        return other
 
     def __len__(self) -> int:
         return len(self.unit_entity)
