@@ -17,12 +17,13 @@ BENCH_ARGS ?= --ratios 0.001,0.01 --seeds 0,1,2 --models sage --epochs 20 --jobs
 
 .PHONY: install demo test ui bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and exactly pinned: the CPU wheel; an open range would pull a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	# every other package at the versions in constraints.txt, the set the tests last passed with
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
