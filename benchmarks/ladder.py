@@ -4,7 +4,8 @@ Per task, budget and seed: for each rung of ``LADDER`` (a storage setting, ``Sto
 and KRR knobs, ``KRRConfig``; every rung keeps the ones above it), one SBM structure at the
 byte budget, one KRR distillation, then the evaluation GNN (SAGE, ``ModelSpec()``) trained
 on the distilled graph and scored on the real test split (``--models`` adds HGT and HAN). With ``--baselines``, the
-equal-bytes baselines are scored too, in the bytes of the last rung's graph. Retention is
+equal-bytes baselines are scored too (by ``--baseline-models``, SAGE unless told), in the bytes of the last
+rung's graph. Retention is
 against the best full-data mean of ``full-model-<database>.jsonl`` (the yardstick benchmark).
 Each row is appended with its commit to ``benchmarks/results/ladder-<database>.jsonl``; a
 rerun skips finished rows; ``--report`` writes the markdown table.
@@ -31,14 +32,15 @@ BEFORE_RUNG_9 = {"select": "krr", "coreset_fallback": "none", "pseudo_tables": 0
                  "labels": "hard", "concede": None, "gnn_steps": 100,
                  "gnn_batch_size": None, "gnn_patience": None,
                  "gnn_han_batch_size": None, "coreset_label_times": [0],
-                 "coreset_labels": ["teacher"]}
+                 "coreset_labels": ["teacher"], "gnn_first": 0}
 """``KRRConfig``'s defaults before rung 9 became the shipped method (every table in each step's
 pseudo-label term until rung 11, the coreset stored as the KRR graph until rung 13, hard train
 labels until rung 15, every KRR step run until rung 18, GNNs trained full-batch on distilled
-graphs until rung 19, with no early stopping on val, whole entity histories until rung 24, histories judged under the teacher's labels alone until rung 27): every rung sets its knobs on these. A rung's graph is evaluated with
+graphs until rung 19, with no early stopping on val, whole entity histories until rung 24, histories judged under the teacher's labels alone until rung 27, KRR's start judged until rung 28): every rung sets its knobs on these. A rung's graph is evaluated with
 the recipe its judge trains with (``KRRConfig.judge_recipe``), as the product does."""
 RUNG_13 = {"select": "gnn", "coreset_fallback": "histories", "pseudo_tables": 4, "coreset_feature_dim": 8}
 RUNG_20 = {**RUNG_13, "concede": 0.05, "gnn_steps": 280, "gnn_batch_size": 512, "gnn_han_batch_size": 256}
+RUNG_27 = {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_labels": ["teacher", "hard"]}
 LADDER: dict[str, tuple[dict, ...]] = {
     "0. before: 64-d float32 rows, mean, no time": (PLAIN, {"aggr": "mean", "temporal": False}),
     "1. + sum aggregation, ages (block medians)": (PLAIN, {"age_init": "block_median"}),
@@ -81,9 +83,9 @@ LADDER: dict[str, tuple[dict, ...]] = {
     "25. 24 with hard labels, not the teacher's": ({}, {**RUNG_20, "labels": "hard", "coreset_label_times": [0, 1]}),
     "26. 24 with the histories' rows at the KRR graph's width (16 components), not 8": (
         {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_feature_dim": 0}, {"folds": 5}),
-    "27. 24 with the histories judged under the teacher's labels and under their own": (
-        {}, {**RUNG_20, "labels": "teacher", "coreset_label_times": [0, 1], "coreset_labels": ["teacher", "hard"]},
-        {"folds": 5}),
+    "27. 24 with the histories judged under the teacher's labels and under their own": ({}, RUNG_27, {"folds": 5}),
+    "28. 27 with KRR judged first at step 50, not at its untrained start": (
+        {}, {**RUNG_27, "gnn_first": 50}, {"folds": 5}),
 }
 """Each rung: storage knobs (``StorageConfig``), KRR knobs (``KRRConfig``) and, optionally,
 the teacher's (``TeacherConfig``)."""
@@ -95,7 +97,7 @@ def rung_config(rung: str, seed: int) -> KRRConfig:
 
 
 def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: list[str], baselines: bool,
-        models: list[str], out: Path, rerun: bool = False) -> None:
+        models: list[str], out: Path, rerun: bool = False, baseline_models: list[str] | None = None) -> None:
     from t2g_lib.baselines import BASELINES, build_baselines
     from t2g_lib.evaluate import evaluate_methods
     from t2g_lib.feature_codec import FeatureCodec, StorageConfig
@@ -111,7 +113,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
     code = commit()
     done = {(r["task"], r["ratio"], r["variant"], r["seed"], r.get("model", "sage")) for r in read_jsonl(out)
             if not rerun or r["commit"] == code}
-    finished = lambda *key: all((*key, m) in done for m in models)  # noqa: E731
+    baseline_models = baseline_models or models
+    finished = lambda *key, by=models: all((*key, m) in done for m in by)  # noqa: E731
     db, raw, schema, pre = prepare(data_dir, database)
     labels = read_task_labels(data_dir / database)
     for name in tasks:
@@ -152,7 +155,7 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
                               "label_times": hist.get("coreset_label_times"), "labels": hist.get("coreset_labels")}
                 print(f"{name} {ratio} seed {seed} {rung}: KRR val {hist['best_score']:.4f} "
                       f"in {info[rung]['distill_seconds']:.0f}s", flush=True)
-            todo = [b for b in BASELINES if not finished(name, ratio, b, seed)] if baselines and rungs else []
+            todo = [b for b in BASELINES if not finished(name, ratio, b, seed, by=baseline_models)] if baselines and rungs else []
             if todo:
                 rung = rungs[-1]
                 base = structure(rung)
@@ -164,9 +167,10 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
             if not graphs:
                 continue
             # the judge's model of a kept graph is the model evaluation would train on it: reused
-            tables = [evaluate_methods({m: graphs[m] for m in graphs if recipes[m] == recipe}, models, db,
-                                       pre.embeddings, task, seeds=[seed], recipe=recipe, trained=judged)
-                      for recipe in dict.fromkeys(recipes.values())]
+            by = {m: baseline_models if m in todo else models for m in graphs}
+            tables = [evaluate_methods({m: graphs[m] for m in graphs if (recipes[m], by[m]) == group}, group[1], db,
+                                       pre.embeddings, task, seeds=[seed], recipe=group[0], trained=judged)
+                      for group in dict.fromkeys((recipes[m], by[m]) for m in graphs)]
             trivial = tables[0].attrs["trivial_score"]
             for r in pd.concat(tables).itertuples():
                 if (name, ratio, r.method, seed, r.model) in done:
@@ -229,6 +233,7 @@ def main() -> None:
     ap.add_argument("--rungs", default="all", help="';'-separated rung numbers of LADDER (e.g. '0;3'), or 'all'")
     ap.add_argument("--baselines", action="store_true", help="also the equal-bytes baselines, at the last rung's bytes")
     ap.add_argument("--models", default="sage", help="comma-separated evaluation GNNs (sage, hgt, han)")
+    ap.add_argument("--baseline-models", default="sage", help="the evaluation GNNs of the baselines")
     ap.add_argument("--rerun", action="store_true",
                     help="run again the rows recorded at other commits (the report keeps each seed's latest row)")
     ap.add_argument("--report", action="store_true", help="run nothing: write the markdown table")
@@ -239,7 +244,7 @@ def main() -> None:
             next(r for r in LADDER if r.startswith(f"{n.strip()}.")) for n in args.rungs.split(";")]
         tasks = args.tasks.split(",") if args.tasks else list(BUNDLED[args.database].tasks)
         run(args.database, tasks, args.ratio, [int(s) for s in args.seeds.split(",")], picked, args.baselines,
-            args.models.split(","), out, args.rerun)
+            args.models.split(","), out, args.rerun, args.baseline_models.split(","))
     md = report(args.database, out)
     (RESULTS / f"ladder-{args.database}.md").write_text(md)
     print(md)

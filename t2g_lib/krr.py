@@ -341,7 +341,10 @@ def distill_features(
 
     # With select="gnn", the evaluation GNN judges a few checkpoints (krr_select.py).
     judge = None if config.select == "krr" else GNNJudge(db, features, task, config.judge_recipe(), config.seed, device)
-    checks = gnn_checkpoints(config.steps, config.gnn_every) if judge else set()
+    weighs_coreset = judge is not None and config.coreset_fallback != "none" and config.start != "herding"
+    # With a coreset to weigh, KRR's untrained start is not judged: it is the centroids, which
+    # no judged start has come near (rung 28); KRR is judged first after ``gnn_first`` steps.
+    checks = gnn_checkpoints(config.steps, config.gnn_every, config.gnn_first if weighs_coreset else 0) if judge else set()
     judged: dict[int, tuple[float, tuple]] = {}  # step -> (GNN val, snapshot)
 
     def judge_now(step: int, snap: tuple) -> None:
@@ -355,7 +358,7 @@ def distill_features(
     best_step = 0
     best = snapshot()
     coreset = None
-    if judge and config.coreset_fallback != "none" and config.start != "herding":
+    if weighs_coreset:
         # Real examples in the KRR graph's bytes (every step's graph has the same shape),
         # judged first so that KRR can concede to them early (``concede``).
         # the teacher's labels, and the examples' own where the judge is to weigh them too
@@ -380,7 +383,7 @@ def distill_features(
     history["val"].append([0, best_score])
     history["start_score"] = best_score
     log(f"KRR distillation: start ({config.start}) val {history['metric']} = {best_score:.4f}")
-    if judge:
+    if 0 in checks:
         judge_now(0, best)
 
     n_pool = task_side.z.shape[0]

@@ -35,6 +35,7 @@ class KRRConfig:
     start: str = "centroids"  # the SBM graph at its centroids, or "herding": a subgraph coreset of real examples
     select: str = "gnn"  # keep the checkpoint the evaluation GNN ("gnn"), or the KRR surrogate ("krr"), scores best on val
     gnn_every: int = 100  # with select="gnn": the GNN judges the start, every gnn_every-th step, the last, the surrogate's best
+    gnn_first: int = 50  # with a coreset to weigh: the GNN judges KRR first at this step, not at its start (0: at the start)
     gnn_steps: int = DistilledRecipe.steps  # optimizer steps of each judging GNN (as evaluation trains)
     gnn_batch_size: int | None = DistilledRecipe.batch_size  # examples per judging step; None: every example
     gnn_han_batch_size: int | None = DistilledRecipe.han_batch_size  # HAN's batches in the recipe evaluation shares with the judge; None: gnn_batch_size

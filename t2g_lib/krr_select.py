@@ -5,10 +5,10 @@ surrogate is cheap, but it is not the model that will be trained on the graph, a
 score does not transfer: on Complete Journey at budget 0.05, refining a herding coreset
 raised the surrogate's val AUROC from 0.67 to 0.74 while the GNN trained on the result fell
 from 0.770 to 0.755. ``gnn``: the evaluation GNN (SAGE, ``ModelSpec()``, as ``evaluate.py``
-trains it on any graph) is trained on a few checkpoints, the start, every ``gnn_every``
-steps and the surrogate's best, and the one it scores best on real val is kept. With
-``coreset_fallback`` it also judges the herding subgraph coreset in the kept graph's bytes
-and keeps that instead when it scores higher: at large budgets real examples beat every
+trains it on any graph) is trained on a few checkpoints, the start (or, with a coreset to
+weigh, step ``gnn_first``), every ``gnn_every`` steps and the surrogate's best, and the one
+it scores best on real val is kept. With ``coreset_fallback`` it also judges the herding
+subgraph coreset in the kept graph's bytes and keeps that instead when it scores higher: at large budgets real examples beat every
 distilled graph T2G makes today (Complete Journey and Lahman at 0.05). The test split is
 never read.
 """
@@ -101,7 +101,7 @@ class GNNJudge:
         return None if res is None else JudgedModel(digest, self.seed, self.recipe, self.spec, self.task_type, res)
 
 
-def gnn_checkpoints(steps: int, every: int) -> set[int]:
-    """The steps the GNN judges besides the surrogate's best: the start, every ``every``-th
-    and the last."""
-    return {0, steps, *range(every, steps + 1, every)} if every > 0 else {0, steps}
+def gnn_checkpoints(steps: int, every: int, first: int = 0) -> set[int]:
+    """The steps the GNN judges besides the surrogate's best: the ``first`` (the start by
+    default), every ``every``-th and the last."""
+    return {min(first, steps), steps, *(range(every, steps + 1, every) if every > 0 else ())}

@@ -329,6 +329,8 @@ def test_gnn_checkpoints() -> None:
     assert gnn_checkpoints(300, 100) == {0, 100, 200, 300}
     assert gnn_checkpoints(250, 100) == {0, 100, 200, 250}
     assert gnn_checkpoints(30, 0) == {0, 30}
+    assert gnn_checkpoints(300, 100, first=50) == {50, 100, 200, 300}
+    assert gnn_checkpoints(20, 10, first=50) == {10, 20}
 
 
 @pytest.mark.parametrize("fallback", ["subgraphs", "histories"])
@@ -385,9 +387,10 @@ def test_the_judge_weighs_the_coreset_under_the_teacher_and_its_own_labels(fixtu
 @pytest.mark.parametrize("prefers_coreset", [True, False])
 def test_krr_concedes_to_a_coreset_the_gnn_prefers_by_more_than_the_margin(fixture, monkeypatch, prefers_coreset) -> None:
     """``concede``: the coreset is judged before the KRR steps, and KRR stops at the first
-    judged step after the start that trails it by more than the margin, keeping the coreset;
-    with ``concede=None``, or a KRR graph the judge prefers, every step runs. The judge scores
-    a graph by its count of labelled examples, negated or not, as above."""
+    judged step that trails it by more than the margin, keeping the coreset; with
+    ``concede=None``, or a KRR graph the judge prefers, every step runs. KRR's start is
+    judged only with ``gnn_first=0``. The judge scores a graph by its count of labelled
+    examples, negated or not, as above."""
     import t2g_lib.krr as krr
 
     sign = -1.0 if prefers_coreset else 1.0
@@ -398,7 +401,9 @@ def test_krr_concedes_to_a_coreset_the_gnn_prefers_by_more_than_the_margin(fixtu
     assert "conceded_at" not in patient and patient["val"][-1][0] == 20
     if prefers_coreset:
         assert hist["conceded_at"] == 10 and hist["val"][-1][0] == 10 and len(hist["loss"]) == 10
-        assert {s for s, _ in hist["gnn_val"]} == {0, 10} and hist["kept"] == patient["kept"] == "herding_histories"
+        assert {s for s, _ in hist["gnn_val"]} == {10} and hist["kept"] == patient["kept"] == "herding_histories"
+        _, at_start = _distill(fixture, **knobs, gnn_first=0)
+        assert {s for s, _ in at_start["gnn_val"]} == {0, 10} and at_start["conceded_at"] == 10
     else:
         assert "conceded_at" not in hist and hist["val"][-1][0] == 20 and hist["kept"] == "krr"
 
