@@ -167,8 +167,8 @@ def run(database: str, tasks: list[str], ratio: str, seeds: list[int], rungs: li
             if not graphs:
                 continue
             # the judge's model of a kept graph is the model evaluation would train on it: reused
-            by = {m: baseline_models if m in todo else models for m in graphs}
-            tables = [evaluate_methods({m: graphs[m] for m in graphs if (recipes[m], by[m]) == group}, group[1], db,
+            by = {m: tuple(baseline_models if m in todo else models) for m in graphs}
+            tables = [evaluate_methods({m: graphs[m] for m in graphs if (recipes[m], by[m]) == group}, list(group[1]), db,
                                        pre.embeddings, task, seeds=[seed], recipe=group[0], trained=judged)
                       for group in dict.fromkeys((recipes[m], by[m]) for m in graphs)]
             trivial = tables[0].attrs["trivial_score"]
