@@ -50,14 +50,15 @@ class TeacherLabels:
         return replace(task, train=train)
 
 
-def _fold_predictions(kind, x: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, seed: int) -> np.ndarray:
-    """The teacher fitted on ``fit_rows`` predicting every row; a constant (the fitted rows'
-    mean) when they hold one class or too few rows to fit."""
+def _fold_predictions(kind, x: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, rows: np.ndarray,
+                      seed: int) -> np.ndarray:
+    """The teacher fitted on ``fit_rows`` predicting ``rows`` (only those: prediction is per
+    row); a constant (the fitted rows' mean) when they hold one class or too few rows to fit."""
     y_fit = y[fit_rows]
     if len(y_fit) < 20 or (kind == BINARY and len(np.unique(y_fit)) < 2):
-        return np.full(len(y), float(np.mean(y_fit)) if len(y_fit) else 0.5)
+        return np.full(len(rows), float(np.mean(y_fit)) if len(y_fit) else 0.5)
     model = gbm_model(kind, seed).fit(x.iloc[fit_rows], y_fit)
-    return gbm_predict(model, kind, x, 2)
+    return gbm_predict(model, kind, x.iloc[rows], 2)
 
 
 def entity_folds(entity: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -91,7 +92,7 @@ def teacher_labels(
     soft = np.empty(len(y), dtype=np.float64)
     for fold in range(folds):
         held_out = group == fold
-        soft[held_out] = _fold_predictions(kind, x, y, np.flatnonzero(~held_out), seed)[held_out]
+        soft[held_out] = _fold_predictions(kind, x, y, np.flatnonzero(~held_out), np.flatnonzero(held_out), seed)
     quality = float(score(kind, y, soft)[metric]) if kind != BINARY or len(np.unique(y)) == 2 else float("nan")
     soft = config.weight * soft + (1.0 - config.weight) * y
     seconds = time.perf_counter() - started
