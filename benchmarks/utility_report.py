@@ -79,7 +79,7 @@ def _row(r: dict) -> str:
         base = (f"{r['best_baseline']} {b['mean']:.4f} ± {b['std']:.4f}: "
                 f"{'beats by > 1 std' if r['beats_by_one_std'] else 'does not beat by > 1 std'}")
     return (f"| {r['database']} {r['task']} ({r['metric']}) | {r['budget']} ({ratio}) | {r['model']} "
-            f"| {r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['retention_mean']:.2f} ± {r['retention_std']:.2f}{met} "
+            f"| {r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['retention_mean']:.3f} ± {r['retention_std']:.3f}{met} "
             f"| {len(r['seeds'])} | {base} | {pays} | {speed} | {', '.join(r['commits'])} |")
 
 
