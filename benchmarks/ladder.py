@@ -200,13 +200,22 @@ def best_full(database: str) -> dict[str, float]:
     return out
 
 
-def report(database: str, path: Path) -> str:
-    rows = pd.DataFrame(read_jsonl(path))
+def latest_rows(database: str, path: Path | None = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The ladder's rows, one per (task, budget, method, model, seed), with their retention.
+
+    A seed measured again (``--rerun``) counts once: its latest row. Rows from before models were
+    recorded were scored by SAGE. Also returns the best full-data score per task the retention uses.
+    """
+    rows = pd.DataFrame(read_jsonl(path or RESULTS / f"ladder-{database}.jsonl"))
     rows["model"] = rows.get("model", pd.Series(index=rows.index, dtype=object)).fillna("sage")
-    # a seed measured again (``--rerun``) counts once: its latest row
     rows = rows.drop_duplicates(["task", "ratio", "variant", "model", "seed"], keep="last")
     full = best_full(database)
     rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
+    return rows, full
+
+
+def report(database: str, path: Path) -> str:
+    rows, full = latest_rows(database, path)
     lines = ["| task | budget | rung / method | model | metric | test (mean ± std) | retention (mean ± std) | KRR surrogate val "
              "| GNN val | labelled examples | bytes | distill s | seeds | commits |",
              "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]

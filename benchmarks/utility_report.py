@@ -17,8 +17,9 @@ import json
 
 import pandas as pd
 
-from benchmarks.full_model import RESULTS, read_jsonl, read_rows
-from benchmarks.ladder import best_full
+from benchmarks.full_model import RESULTS, read_rows
+from benchmarks.ladder import latest_rows
+from t2g_lib.data.bundled import BUNDLED
 from t2g_lib.baselines import BASELINES
 
 DATABASES = ("lahman", "completejourney")
@@ -30,7 +31,7 @@ HIGHER_BETTER = {"auroc": True, "mae": False}
 def _full_fit_seconds(database: str) -> dict[tuple[str, str], float]:
     """(task, model) -> mean seconds of one full-data fit of the yardstick's default variant."""
     rows = pd.DataFrame(read_rows(RESULTS / f"full-model-{database}.jsonl"))
-    rows = rows[(rows["model"] != "gbm") & rows["variant"].str.contains("default|hgt|han", regex=True)]
+    rows = rows[(rows["model"] != "gbm") & rows["variant"].str.endswith("(default)")]
     return {k: float(g["train_seconds"].mean()) for k, g in rows.groupby(["task", "model"])}
 
 
@@ -38,11 +39,8 @@ def summarise(rung: str) -> list[dict]:
     """One record per (database, task, budget, model) for the rung, with its baselines."""
     out = []
     for database in DATABASES:
-        rows = pd.DataFrame(read_jsonl(RESULTS / f"ladder-{database}.jsonl"))
-        rows["model"] = rows["model"].fillna("sage")
-        rows = rows.drop_duplicates(["task", "ratio", "variant", "model", "seed"], keep="last")
-        full, fit = best_full(database), _full_fit_seconds(database)
-        rows["retention"] = [(r.test - r.trivial) / (full[r.task] - r.trivial) for r in rows.itertuples()]
+        rows, _ = latest_rows(database)
+        fit = _full_fit_seconds(database)
         ours = rows[rows["variant"].str.startswith(f"{rung}.")]
         for (task, ratio, model), g in ours.groupby(["task", "ratio", "model"]):
             higher = HIGHER_BETTER[g["metric"].iloc[0]]
@@ -97,8 +95,8 @@ def render(rung: str, records: list[dict]) -> str:
              "| distill (slowest seed) vs full fit | training speed-up | commits |",
              "|---|---|---|---:|---:|---:|---|---|---:|---|"]
     lines += [_row(r) for r in records]
-    missing = [f"{db} {b}" for db in DATABASES for b in BUDGETS
-               if not any(r["database"] == db and r["budget"] == b for r in records)]
+    missing = [f"{db} {task} @ {b}" for db in DATABASES for task in BUNDLED[db].tasks for b in BUDGETS
+               if not any((r["database"], r["task"], r["budget"]) == (db, task, b) for r in records)]
     if missing:
         lines += ["", f"Not yet measured at rung {rung}: {', '.join(missing)}."]
     short = [r for r in records if len(r["seeds"]) < 5]

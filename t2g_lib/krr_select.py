@@ -8,9 +8,9 @@ from 0.770 to 0.755. ``gnn``: the evaluation GNN (SAGE, ``ModelSpec()``, as ``ev
 trains it on any graph) is trained on a few checkpoints, the start (or, with a coreset to
 weigh, step ``gnn_first``), every ``gnn_every`` steps and the surrogate's best, and the one
 it scores best on real val is kept. With ``coreset_fallback`` it also judges the herding
-subgraph coreset in the kept graph's bytes and keeps that instead when it scores higher: at large budgets real examples beat every
-distilled graph T2G makes today (Complete Journey and Lahman at 0.05). The test split is
-never read.
+subgraph coreset in the kept graph's bytes and keeps that instead when it scores higher:
+at large budgets real examples beat every distilled graph T2G makes today (Complete
+Journey and Lahman at 0.05). The test split is never read.
 """
 
 from __future__ import annotations
