@@ -106,6 +106,17 @@ def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, 
     return csr(dst, src, values, n_dst, n_src), csr(src, dst, values, n_src, n_dst)
 
 
+def csr_row_block(a: Tensor, start: int, stop: int) -> Tensor:
+    """Rows ``start:stop`` of a sparse CSR matrix, sharing its column indices and values."""
+    crow = a.crow_indices()
+    lo, hi = int(crow[start]), int(crow[stop])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(
+            crow[start : stop + 1] - lo, a.col_indices()[lo:hi], a.values()[lo:hi], (stop - start, a.shape[1])
+        )
+
+
 class _SparseMean(torch.autograd.Function):
     """``A @ x`` with the backward ``A.T @ grad`` from a precomputed transpose."""
 
@@ -146,6 +157,23 @@ class _HeteroSAGELayer(nn.Module):
             out[d] = out[d] + msg
         return [norm(x + torch.relu(o)) for norm, x, o in zip(self.norms, h, out)]
 
+    @torch.no_grad()
+    def infer(self, h: list[Tensor], adjs: list[tuple[Tensor, Tensor]], chunk: int) -> list[Tensor]:
+        """``forward`` computed ``chunk`` destination rows at a time: besides the layer's input
+        and output, memory holds one chunk's messages, never a relation's for every row."""
+        out = []
+        for d, (lin, norm, x) in enumerate(zip(self.self_lin, self.norms, h)):
+            res = torch.empty_like(x)
+            for start in range(0, len(x), chunk):
+                stop = min(start + chunk, len(x))
+                o = lin(x[start:stop])
+                for (s, dd), rel, (a, _) in zip(self.pairs, self.rel_lin, adjs):
+                    if dd == d:
+                        o += rel(torch.sparse.mm(csr_row_block(a, start, stop), h[s]))
+                res[start:stop] = norm(x[start:stop] + torch.relu(o))
+            out.append(res)
+        return out
+
 
 class ClusterGNN(nn.Module):
     """Input projection, then residual heterogeneous SAGE (mean) layers over the REG.
@@ -184,4 +212,16 @@ class ClusterGNN(nn.Module):
         h = [proj(x) for proj, x in zip(self.in_proj, xs)]
         for layer in self.layers:
             h = layer(h, adjs)
+        return h
+
+    @torch.no_grad()
+    def infer(self, xs: list[Tensor], adjs: list[tuple[Tensor, Tensor]], chunk: int = 262144) -> list[Tensor]:
+        """``forward`` without gradients, layer by layer in chunks of destination rows: at most
+        two layers' outputs for every row, for a database too large for a full-graph pass."""
+        h = [
+            torch.cat([proj(x[i : i + chunk]) for i in range(0, max(len(x), 1), chunk)])
+            for proj, x in zip(self.in_proj, xs)
+        ]
+        for layer in self.layers:
+            h = layer.infer(h, adjs, chunk)
         return h

@@ -47,7 +47,8 @@ class PretrainConfig:
     the other rows reuse their embeddings from the round's k-means pass (historical
     embeddings), which keeps a Lahman-size step to seconds without changing the graph.
     A database of more than ``full_graph_rows`` rows trains instead on ``tree_steps`` steps
-    per epoch over sampled trees of ``tree_seeds`` rows per table (``pretrain_trees.py``).
+    per epoch over sampled trees of ``tree_seeds`` rows per table (``pretrain_trees.py``),
+    and its k-means passes run the GNN layer by layer on ``infer_rows`` rows at a time.
     """
 
     dim: int = 32
@@ -66,6 +67,7 @@ class PretrainConfig:
     tree_seeds: int = 1024  # per table and step, on sampled trees
     tree_neighbors: list[int] = field(default_factory=lambda: [4, 4])  # children per relation per hop
     tree_steps: int = 4  # optimizer steps per epoch on sampled trees
+    infer_rows: int = 262144  # above full_graph_rows, k-means passes run the GNN this many rows at a time
     seed: int = 0
 
     @property
@@ -359,7 +361,10 @@ class _ClusterTrainer:
         with torch.no_grad():
             self.encoder.eval(), self.gnn.eval()
             embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
-            hs = self.gnn(embs, self.adj)
+            if self.trees is None:
+                hs = self.gnn(embs, self.adj)
+            else:  # a large database: no relation's messages for every row at once
+                hs = self.gnn.infer(embs, self.adj, self.config.infer_rows)
             out = []
             for i, (h, k, head) in enumerate(zip(hs, self.ks, self.heads)):
                 h_np = h.cpu().numpy().astype(np.float64)

@@ -244,3 +244,27 @@ def test_tree_batches_are_bounded_whatever_the_table_size(setup) -> None:
         assert len(rows) == min(16, len(db.table_dict[table].df))
         assert sum(sub[nt].num_nodes for nt in sub.node_types) <= bound
         np.testing.assert_array_equal(sub[gs.node_type(table)].n_id[: len(rows)].numpy(), rows)
+
+
+def test_chunked_gnn_pass_is_the_full_graph_pass(setup) -> None:
+    """The k-means pass of a large database runs the GNN layer by layer on chunks of rows;
+    on a small one, with chunks of 7 rows, it gives the full-graph outputs (to float rounding:
+    a relation's linear map is applied after the mean instead of before)."""
+    import torch
+
+    from t2g_lib.encoder import ClusterGNN, RowEncoder
+    from t2g_lib.graph import build_reg
+
+    db, tokens, _ = setup
+    torch.manual_seed(0)
+    graph, gs = build_reg(db)
+    encoder = RowEncoder(tokens, 16).eval()
+    gnn = ClusterGNN(gs.metadata(), 16, 24).eval()
+    adj = gnn.adjacency(graph)
+    embs = [encoder.embed(i, tt.frame) for i, tt in enumerate(tokens.table_tokens)]
+    with torch.no_grad():
+        full = gnn(embs, adj)
+    chunked = gnn.infer(embs, adj, chunk=7)
+    assert [h.shape for h in chunked] == [h.shape for h in full]
+    for a, b in zip(full, chunked):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
