@@ -21,7 +21,7 @@ from relbench.base import Database
 from t2g_lib.feature_codec import FeatureCodec
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.models import ModelSpec
-from t2g_lib.pretrain import sq_dists
+from t2g_lib.pseudo_labels import sq_dists
 from t2g_lib.selectors import select_herding
 from t2g_lib.subgraph_coreset import CoresetUnits, choose_units, history_entity_gain
 from t2g_lib.task_data import TaskData

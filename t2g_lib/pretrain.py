@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-HEAD_TEMPERATURE = 5.0  # logit scale of a head initialised at its clustering
-ASSIGN_CHUNK = 65536  # rows argsorted at once by the capacity-limited assignment
+from t2g_lib.pseudo_labels import cluster_table
 
 if TYPE_CHECKING:
     from relbench.base import Database
@@ -139,152 +138,6 @@ class PretrainResult:
         )
 
 
-def sq_dists(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Squared euclidean distances of every row of ``x`` to every row of ``c``."""
-    return (x * x).sum(1)[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :]
-
-
-def _capacity_assign(d: np.ndarray, cap: int) -> np.ndarray:
-    """Nearest-centroid assignment where a cluster takes at most ``cap`` rows.
-
-    Rows propose to their nearest non-full centroid; each centroid keeps its closest
-    proposers up to capacity and the rest move on. Every round fills at least one cluster,
-    so this ends within k rounds; ``cap * k >= n`` guarantees every row is placed.
-    """
-    n, k = d.shape
-    # Each row's centroids by distance, argsorted a chunk of rows at a time into the smallest
-    # integer type that holds k: n x k int64 ranks were the largest array of an assignment.
-    order = np.empty((n, k), dtype=np.min_scalar_type(max(k - 1, 0)))
-    for i in range(0, n, ASSIGN_CHUNK):
-        order[i : i + ASSIGN_CHUNK] = np.argsort(d[i : i + ASSIGN_CHUNK], axis=1, kind="stable")
-    rank = np.zeros(n, dtype=np.int64)
-    labels = np.full(n, -1, dtype=np.int64)
-    counts = np.zeros(k, dtype=np.int64)
-    full = np.zeros(k, dtype=bool)
-    pending = np.arange(n)
-    while pending.size:
-        choice = order[pending, rank[pending]]
-        while full[choice].any():
-            rank[pending[full[choice]]] += 1
-            choice = order[pending, rank[pending]]
-        idx = np.lexsort((d[pending, choice], choice))
-        rows, choice = pending[idx], choice[idx]
-        starts = np.flatnonzero(np.r_[True, choice[1:] != choice[:-1]])
-        pos = np.arange(len(choice)) - np.repeat(starts, np.diff(np.r_[starts, len(choice)]))
-        ok = pos < cap - counts[choice]
-        labels[rows[ok]] = choice[ok]
-        counts += np.bincount(choice[ok], minlength=k)
-        full = counts >= cap
-        pending = rows[~ok]
-        rank[pending] += 1
-    return labels
-
-
-def balanced_kmeans(
-    x: np.ndarray,
-    k: int,
-    max_share: float,
-    seed: int,
-    sample: int,
-    n_init: int,
-    init_labels: np.ndarray | None = None,
-) -> np.ndarray:
-    """k-means labels of every row of ``x`` with no empty cluster and none above ``max_share``.
-
-    ``init_labels`` (the previous round's assignment) warm-starts k-means from those
-    clusters' means in the current space, so rounds refine one partition instead of
-    jumping between local optima. The share bound is ``max(max_share, ceil(n/k)/n)``:
-    with k=2 and odd n a perfect half is impossible. Runs single-threaded so a seed fixes
-    the result bit for bit.
-    """
-    from sklearn.cluster import KMeans
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
-
-    n = len(x)
-    if k <= 1 or n <= k or not np.ptp(x, axis=0).any():
-        # Nothing to cluster (or all rows identical): an arbitrary balanced split.
-        return np.arange(n, dtype=np.int64) % max(k, 1)
-    rng = np.random.default_rng(seed)
-    fit_rows = np.sort(rng.choice(n, size=sample, replace=False)) if n > sample else np.arange(n)
-    cap = max(int(math.floor(max_share * n)), int(math.ceil(n / k)))
-    with threadpool_limits(1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
-        if init_labels is not None:
-            counts = np.bincount(init_labels, minlength=k)
-            init = np.zeros((k, x.shape[1]))
-            np.add.at(init, init_labels, x)
-            init /= np.maximum(counts, 1)[:, None]
-            empty = np.flatnonzero(counts == 0)  # clusters the warm start lost: random rows
-            init[empty] = x[rng.choice(n, size=len(empty), replace=False)]
-            km = KMeans(k, init=init, n_init=1, random_state=seed)
-        else:
-            km = KMeans(k, n_init=n_init, random_state=seed)
-        c = km.fit(x[fit_rows]).cluster_centers_
-        for _ in range(k):
-            d = sq_dists(x, c)
-            labels = d.argmin(1)
-            counts = np.bincount(labels, minlength=k)
-            big = int(counts.argmax())
-            if counts.min() == 0:  # re-seed an empty cluster at the largest one's farthest row
-                members = np.flatnonzero(labels == big)
-                c[int(counts.argmin())] = x[members[d[members, big].argmax()]]
-            elif counts[big] > cap:  # split: 2-means on the big cluster, smallest gives way
-                members = np.flatnonzero(labels == big)
-                halves = KMeans(2, n_init=1, random_state=seed).fit(x[members]).cluster_centers_
-                if np.allclose(halves[0], halves[1]):
-                    break  # identical rows: only the capacity limit can split them
-                c[big], c[int(counts.argmin())] = halves
-            else:
-                break
-        return _capacity_assign(sq_dists(x, c), cap)
-
-
-def _whitening(x: np.ndarray, dims: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """PCA whitening to at most ``dims`` components: ``z = (x - mean) @ proj``.
-
-    k-means then sees every principal direction with unit variance (as in DeepCluster);
-    without it k-means follows the highest-variance directions (often one column's own
-    noise or time), not the multi-modal structure the GNN brings in from related rows.
-    """
-    from threadpoolctl import threadpool_limits
-
-    mean = x.mean(0)
-    # Evenly spaced rows: deterministic, and spanning tables stored in time order.
-    fit = x[np.unique(np.linspace(0, len(x) - 1, min(len(x), max_rows)).astype(np.int64))] - mean
-    with threadpool_limits(1):
-        _, sv, vt = np.linalg.svd(fit, full_matrices=False)
-    keep = sv > sv[0] * 1e-4 if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
-    keep[dims:] = False
-    return mean, vt[keep].T / sv[keep] * math.sqrt(len(fit))
-
-
-def _cluster(h: np.ndarray, k: int, config: PretrainConfig, seed: int, init_labels: np.ndarray | None):
-    """Balanced k-means of one table on whitened, L2-normalized GNN outputs.
-
-    Also returns the nearest-centroid classifier of that clustering written as a linear
-    head on ``h`` (weight (k, hidden), bias (k,)): heads restart every round because
-    cluster ids are arbitrary, and starting them at the clustering instead of at random
-    makes the first steps train the encoder towards compact clusters, not fight a random head.
-    """
-    n, hidden = h.shape
-    if k <= 1 or n <= k:
-        return balanced_kmeans(h, k, config.max_cluster_share, seed, 1, 1), np.zeros((k, hidden)), np.zeros(k)
-    mean, proj = _whitening(h, config.dims_for(k), config.kmeans_sample)
-    z = (h - mean) @ proj
-    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    labels = balanced_kmeans(
-        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, init_labels
-    )
-    mu = np.zeros((k, z.shape[1]))
-    np.add.at(mu, labels, zn)
-    mu /= np.maximum(np.linalg.norm(mu, axis=1, keepdims=True), 1e-12)
-    scale = HEAD_TEMPERATURE / math.sqrt(max(z.shape[1], 1))  # |z| ~ sqrt(dims)
-    weight = scale * (proj @ mu.T).T
-    bias = -scale * (mean @ proj @ mu.T)
-    return labels, weight, bias
-
-
 def _nmi(tables: list[str], a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
     """Agreement of two consecutive assignments per table (1.0 = same partition)."""
     from sklearn.metrics import normalized_mutual_info_score
@@ -355,21 +208,27 @@ class _ClusterTrainer:
         self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed) if big else None
 
     def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
-        """k-means of every table on the current GNN outputs; heads restart from it."""
+        """k-means of every table on the current GNN outputs; heads restart from it.
+
+        A large database (trained on sampled trees) runs the GNN a chunk of rows at a time,
+        keeps its outputs float32, clusters them a chunk at a time and frees each table's
+        outputs once it is clustered."""
         import torch
 
+        chunk = None if self.trees is None else self.config.infer_rows
         with torch.no_grad():
             self.encoder.eval(), self.gnn.eval()
             embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
-            if self.trees is None:
-                hs = self.gnn(embs, self.adj)
-            else:  # a large database: no relation's messages for every row at once
-                hs = self.gnn.infer(embs, self.adj, self.config.infer_rows)
+            hs = self.gnn(embs, self.adj) if chunk is None else self.gnn.infer(embs, self.adj, chunk)
             out = []
-            for i, (h, k, head) in enumerate(zip(hs, self.ks, self.heads)):
-                h_np = h.cpu().numpy().astype(np.float64)
-                seed = self.config.seed
-                y, weight, bias = _cluster(h_np, k, self.config, seed, None if prev is None else prev[i])
+            for i, (k, head) in enumerate(zip(self.ks, self.heads)):
+                h = hs[i].cpu().numpy()
+                hs[i] = None  # the table's outputs live only while it is clustered
+                init = None if prev is None else prev[i]
+                y, weight, bias = cluster_table(
+                    h.astype(np.float64) if chunk is None else h, k, self.config, self.config.seed, init, chunk
+                )
+                del h
                 head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
                 out.append(y)
         return out, embs

@@ -12,12 +12,8 @@ from relbench.base import Database, Table
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_geometric")
 
-from t2g_lib.pretrain import (  # noqa: E402
-    PretrainConfig,
-    PretrainResult,
-    balanced_kmeans,
-    pretrain_clusters,
-)
+from t2g_lib.pretrain import PretrainConfig, PretrainResult, pretrain_clusters  # noqa: E402
+from t2g_lib.pseudo_labels import balanced_kmeans  # noqa: E402
 from t2g_lib.tokens import tokenize_database  # noqa: E402
 
 CHILD = "order items.v2"
@@ -182,13 +178,13 @@ def test_balance_guard_splits_a_dominant_cluster() -> None:
 def test_capacity_assignment_in_chunks_is_the_whole_assignment(monkeypatch) -> None:
     """Ranks are argsorted a chunk of rows at a time into a small integer type; the
     assignment equals the one from whole-array int64 ranks, and no cluster exceeds its cap."""
-    import t2g_lib.pretrain as pretrain
+    import t2g_lib.pseudo_labels as pseudo_labels
 
     rng = np.random.default_rng(0)
     d = rng.random((1000, 7)) ** 3  # skewed: most rows want the same few centroids
-    whole = pretrain._capacity_assign(d, cap=150)
-    monkeypatch.setattr(pretrain, "ASSIGN_CHUNK", 33)
-    chunked = pretrain._capacity_assign(d, cap=150)
+    whole = pseudo_labels.capacity_assign(d, cap=150)
+    monkeypatch.setattr(pseudo_labels, "ASSIGN_CHUNK", 33)
+    chunked = pseudo_labels.capacity_assign(d, cap=150)
     np.testing.assert_array_equal(chunked, whole)
     assert np.bincount(whole, minlength=7).max() <= 150 and (whole >= 0).all()
     # The reference: rows propose in the int64 rank order of the previous implementation.
@@ -268,3 +264,23 @@ def test_chunked_gnn_pass_is_the_full_graph_pass(setup) -> None:
     assert [h.shape for h in chunked] == [h.shape for h in full]
     for a, b in zip(full, chunked):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_large_table_clustering_in_float32_chunks_matches_the_whole_table() -> None:
+    """A large table's outputs are clustered float32, a chunk of rows at a time: distances equal
+    the whole-array ones (to float32 rounding) and the pseudo-labels are the same partition."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from t2g_lib.pseudo_labels import cluster_table, sq_dists
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 4, (5, 16))
+    h = centres[rng.integers(0, 5, 3000)] + rng.normal(0, 1, (3000, 16))
+    c = rng.normal(0, 1, (5, 16))
+    np.testing.assert_allclose(sq_dists(h.astype(np.float32), c.astype(np.float32), 257), sq_dists(h, c), rtol=1e-4)
+    config = PretrainConfig(kmeans_sample=1000, seed=0)
+    whole, w_whole, b_whole = cluster_table(h, 5, config, 0, None)
+    chunked, w_chunked, b_chunked = cluster_table(h.astype(np.float32), 5, config, 0, None, chunk=257)
+    assert adjusted_rand_score(whole, chunked) > 0.99
+    assert np.bincount(chunked).max() <= 0.5 * len(h)
+    np.testing.assert_allclose(w_chunked, w_whole, rtol=1e-2, atol=1e-3)
