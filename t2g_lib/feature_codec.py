@@ -54,9 +54,9 @@ class FeatureCodec:
         rng = np.random.default_rng(seed)
         mean, basis = {}, {}
         for table, x in features.items():
+            if len(x) > max_rows:  # drawn before the float64 cast: a large table is never copied whole
+                x = np.asarray(x)[rng.choice(len(x), max_rows, replace=False)]
             x = np.asarray(x, dtype=np.float64)
-            if len(x) > max_rows:
-                x = x[rng.choice(len(x), max_rows, replace=False)]
             mu = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
             d = x.shape[1] if dim is None else min(dim, x.shape[1])
             if d == x.shape[1]:
@@ -105,7 +105,7 @@ class FeatureCodec:
         """Rows ``x`` (n, D) projected onto the table's subspace, in float32: what a model
         trained on a graph stored through this codec reads of a real row."""
         p, shift = self.projection(table)
-        return (np.asarray(x, dtype=np.float32) @ p + shift).astype(np.float32)
+        return (np.asarray(x, dtype=np.float32) @ p + shift).astype(np.float32, copy=False)
 
     def arrays(self, tables: list[str]) -> dict[str, np.ndarray]:
         """The codec as named arrays, keyed by the tables' positions, for ``np.savez``."""

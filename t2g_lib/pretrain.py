@@ -328,7 +328,7 @@ def _pretrain(
         y = torch.as_tensor(y_np, device=dev)
         sums = torch.zeros(k, emb.shape[1], device=dev).index_add_(0, y, emb)
         cnt = torch.bincount(y, minlength=k).clamp(min=1).unsqueeze(1)
-        embeddings[t] = emb.cpu().numpy().astype(np.float32)
+        embeddings[t] = emb.cpu().numpy().astype(np.float32, copy=False)  # no second copy of every row
         centroids[t] = (sums / cnt).cpu().numpy().astype(np.float32)
         pseudo[t] = y_np.astype(np.int64)
     history["seconds"].append(time.perf_counter() - t0)
