@@ -247,3 +247,26 @@ def test_split_order_checked(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="before"):
         write_dataset(tmp_path / "d", "d", {"t": pd.DataFrame({"x": [1]})}, {"t": TableSpec()},
                       "2021-01-01", "2020-01-01")
+
+
+def test_structure_only_snapshot_keeps_keys_and_times(dataset: Path) -> None:
+    """The graph stages read a snapshot of keys and times only: those columns equal the whole
+    snapshot's, nothing else is read, and a table with no key or time column is read whole."""
+    import duckdb
+
+    from t2g_lib.data.duck import read_database, write_tables
+
+    tables, specs = weird_tables()
+    tables["plain notes"] = pd.DataFrame({"note": ["a", "b"], "n": [1, 2]})
+    specs["plain notes"] = TableSpec()
+    manifest = read_manifest(dataset)
+    manifest.tables["plain notes"] = specs["plain notes"]
+    conn = duckdb.connect()
+    write_tables(conn, "weird", tables)
+    whole = read_database(conn, "weird", manifest)
+    keys = read_database(conn, "weird", manifest, structure_only=True)
+    for name, spec in manifest.tables.items():
+        kept = [c for c in (spec.pkey, *spec.fkeys, spec.time_col) if c is not None] or list(tables[name].columns)
+        assert list(keys.table_dict[name].df.columns) == kept, name
+        pd.testing.assert_frame_equal(keys.table_dict[name].df, whole.table_dict[name].df[kept])
+    assert list(keys.table_dict[ORDERS].df.columns) != list(whole.table_dict[ORDERS].df.columns)

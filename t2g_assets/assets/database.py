@@ -32,14 +32,18 @@ SCHEMA_CHECKS = (
 )
 
 
-def load_snapshot(duckdb: DuckDBResource, database: str, raw: dict, parse_time_cols: bool = True):
-    """The snapshot of a database as ``raw_tables`` stored it in DuckDB (text times parsed)."""
+def load_snapshot(
+    duckdb: DuckDBResource, database: str, raw: dict, parse_time_cols: bool = True, structure_only: bool = False
+):
+    """The snapshot of a database as ``raw_tables`` stored it in DuckDB (text times parsed);
+    the graph stages ask for its keys and times only (``structure_only``)."""
     from relbench.manifest import DatasetManifest
 
     from t2g_lib.data.duck import read_database
 
     with duckdb.get_connection() as conn:
-        return read_database(conn, database, DatasetManifest.from_dict(raw["manifest"]), parse_time_cols)
+        manifest = DatasetManifest.from_dict(raw["manifest"])
+        return read_database(conn, database, manifest, parse_time_cols, structure_only)
 
 
 def load_tasks(duckdb: DuckDBResource, database: str, raw: dict) -> dict[str, tuple[dict, dict]]:
@@ -177,7 +181,7 @@ def cluster_pretraining(
     pseudo-labels, centroids and row embeddings."""
     from t2g_lib.pretrain import clusters_markdown, pretrain_clusters
 
-    db = load_snapshot(duckdb, context.partition_key, raw_tables)
+    db = load_snapshot(duckdb, context.partition_key, raw_tables, structure_only=True)
     result = pretrain_clusters(
         db, column_tokens, pretrain_config(config, settings.seed), device=device.torch_device(), log=context.log.info
     )

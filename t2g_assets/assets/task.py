@@ -77,7 +77,7 @@ def sbm_structure(
 
     database, _, budget, _ = partition(context)
     task = load_task(context, duckdb, raw_tables)
-    db = load_snapshot(duckdb, database, raw_tables)
+    db = load_snapshot(duckdb, database, raw_tables, structure_only=True)
     pre = cluster_pretraining
     codec = FeatureCodec.fit(pre.embeddings, config.feature_dim, config.precision, seed=settings.seed)
     budgets = budget_for(db, budget, codec)
@@ -154,7 +154,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
         from t2g_lib.krr import distill_features
 
         task = load_task(context, duckdb, raw_tables)
-        db = load_snapshot(duckdb, partition(context)[0], raw_tables)
+        db = load_snapshot(duckdb, partition(context)[0], raw_tables, structure_only=True)
         pre = cluster_pretraining
         out = distill_features(
             sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,

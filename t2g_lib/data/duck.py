@@ -37,20 +37,38 @@ def write_tables(
         raise
 
 
-def read_tables(conn: duckdb.DuckDBPyConnection, database: str, names: list[str]) -> dict[str, pd.DataFrame]:
+def read_tables(
+    conn: duckdb.DuckDBPyConnection, database: str, names: list[str], columns: Mapping[str, list[str]] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Tables as frames: every column, or only ``columns[name]`` for the tables it names."""
     schema = quote_ident(schema_name(database))
-    return {n: conn.execute(f"SELECT * FROM {schema}.{quote_ident(n)}").df() for n in names}
+
+    def select(n: str) -> str:
+        return "*" if columns is None or n not in columns else ", ".join(quote_ident(c) for c in columns[n])
+
+    return {n: conn.execute(f"SELECT {select(n)} FROM {schema}.{quote_ident(n)}").df() for n in names}
 
 
 def read_database(
-    conn: duckdb.DuckDBPyConnection, database: str, manifest: DatasetManifest, parse_time_cols: bool = True
+    conn: duckdb.DuckDBPyConnection,
+    database: str,
+    manifest: DatasetManifest,
+    parse_time_cols: bool = True,
+    structure_only: bool = False,
 ) -> Database:
     """The relbench ``Database`` as ``raw_tables`` stored it (the validated snapshot).
 
     Time columns stored as text are parsed into datetimes (``format.parse_times``) unless
     ``parse_time_cols`` is False: validation reads them raw, to name the rows that do not parse.
+    ``structure_only`` keeps each table's primary key, foreign keys and time column: all that
+    the graph stages read, without the other columns' values (most of a large database's memory).
     """
-    frames = read_tables(conn, database, list(manifest.tables))
+    columns = None
+    if structure_only:  # a table with no key or time column is read whole: its rows still count
+        keys = {name: [c for c in dict.fromkeys([spec.pkey, *spec.fkeys, spec.time_col]) if c is not None]
+                for name, spec in manifest.tables.items()}
+        columns = {name: cols for name, cols in keys.items() if cols}
+    frames = read_tables(conn, database, list(manifest.tables), columns)
     db = Database(
         {
             name: Table(
