@@ -81,7 +81,10 @@ class SampledSplit:
     """The temporal subgraphs of one label table's seeds, sampled once and reused.
 
     Sampling is deterministic (the most recent neighbours <= T), so val and test
-    subgraphs are sampled once and shared by every model, method and seed.
+    subgraphs are sampled once and shared by every model, method and seed. The subgraphs
+    hold node ids, not features: a batch's rows are gathered when a model's inputs are built
+    (``with_features``), so a split of many seeds does not keep a second copy of every
+    sampled row's features beside the inputs the models read.
     """
 
     def __init__(
@@ -98,13 +101,15 @@ class SampledSplit:
         self.index = df[task.entity_col].to_numpy(dtype=np.int64)
         self.time = to_seconds(df[task.time_col])
         self.y = df[task.target_col].to_numpy() if with_target else None
-        feats = as_feature_tensors(features)
-        self.batches: list[tuple[int, HeteroData]] = []
+        self.schema = sampler.schema
+        self.features = as_feature_tensors(features)
+        no_features = {t: torch.zeros((n, 0)) for t, n in sampler.num_rows.items()}
+        self.batches: list[tuple[int, HeteroData]] = []  # (seeds, subgraph without features)
         self._inputs: dict[tuple[str, int], list[TrimmedGraph]] = {}  # per model name and depth
         self.max_leak_seconds = 0
         for start in range(0, len(self.index), batch_size):
             sl = slice(start, start + batch_size)
-            sub = sampler.sample(task.entity_table, self.index[sl], self.time[sl], feats)
+            sub = sampler.sample(task.entity_table, self.index[sl], self.time[sl], no_features)
             self.max_leak_seconds = max(self.max_leak_seconds, int(max_leak_seconds(sub)))
             self.batches.append((len(self.index[sl]), sub))
 
@@ -119,11 +124,21 @@ class SampledSplit:
             start += n
         return out
 
+    def with_features(self, sub: HeteroData) -> HeteroData:
+        """A copy of a batch's subgraph with its rows' features (the originals stay without)."""
+        out = copy.copy(sub)
+        for nt in out.node_types:
+            x = self.features[self.schema.table_of(nt)]
+            out[nt].x = x.index_select(0, out[nt].n_id.to(x.device))
+        return out
+
     def inputs(self, model: HeteroGNN) -> list[TrimmedGraph]:
         """Each batch as ``model`` reads it (``sampled_inputs``), built once per model kind."""
         key = (model.name, len(model.convs))
         if key not in self._inputs:
-            self._inputs[key] = [sampled_inputs(model, sub, self.seed_type, n) for n, sub in self.batches]
+            self._inputs[key] = [
+                sampled_inputs(model, self.with_features(sub), self.seed_type, n) for n, sub in self.batches
+            ]
         return self._inputs[key]
 
     @torch.no_grad()

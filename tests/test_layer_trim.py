@@ -71,10 +71,16 @@ def test_a_sampled_split_predicts_as_the_model_reads_each_whole_subgraph(name: s
     torch.manual_seed(0)
     model = build_model(name, split.batches[0][1].metadata(), 8, SPEC.hidden, 1, 2, SPEC.aggr, True).eval()
     model.set_task("binary")
+    outs = []
     with torch.no_grad():
-        whole = torch.cat([model(sub.x_dict, sub.edge_index_dict, seed_type, n, age_days(sub)) for n, sub in split.batches])
-    np.testing.assert_allclose(split.predict(model, "cpu"), torch.sigmoid(whole.view(-1)).numpy(), rtol=1e-5, atol=1e-6)
+        for n, batch in split.batches:
+            sub = split.with_features(batch)
+            outs.append(model(sub.x_dict, sub.edge_index_dict, seed_type, n, age_days(sub)))
+    np.testing.assert_allclose(split.predict(model, "cpu"), torch.sigmoid(torch.cat(outs).view(-1)).numpy(),
+                               rtol=1e-5, atol=1e-6)
     assert (split.inputs(model)[0].layers is None) == (name not in CUTS_EXACT_FOR)
+    # The split keeps node ids only: the features live once, in the inputs models read.
+    assert all(v.shape[1] == 0 for _, batch in split.batches for v in batch.x_dict.values())
 
 
 def test_a_batch_for_han_is_its_seeds_reach_uncut_per_layer() -> None:
@@ -83,7 +89,7 @@ def test_a_batch_for_han_is_its_seeds_reach_uncut_per_layer() -> None:
     as it reads a sampled subgraph. Its outputs at the seeds are finite and take every seed."""
     fx = make_fixture("binary")
     split = SampledSplit(TemporalSampler(fx.db, list(SPEC.num_neighbors)), fx.features, fx.val, fx.task, batch_size=64)
-    n, sub = split.batches[0]
+    n, sub = split.batches[0][0], split.with_features(split.batches[0][1])
     seed_type, ages = split.seed_type, age_days(sub)
     seeds = torch.arange(0, n, 2)
     torch.manual_seed(0)
