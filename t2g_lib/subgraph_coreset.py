@@ -76,8 +76,18 @@ def _parent_links(sub, schema, new_id: dict[str, np.ndarray], sizes: dict[str, i
     return parents
 
 
-def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray) -> SyntheticGraph:
-    """The sampled subtrees of ``num_seeds`` labelled examples as one ``SyntheticGraph``."""
+def _rows_of(features: dict[str, torch.Tensor], table: str, sub, nt: str, positions: np.ndarray) -> np.ndarray:
+    """The features of the sampled nodes at ``positions``, gathered by their rows: a coreset
+    samples its trees without features and reads only the rows it keeps."""
+    x = features[table]
+    rows = sub[nt].n_id[torch.as_tensor(positions, dtype=torch.long)]
+    return x.index_select(0, rows.to(x.device)).cpu().numpy().astype(np.float32)
+
+
+def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray,
+                   features: dict[str, torch.Tensor]) -> SyntheticGraph:
+    """The sampled subtrees of ``num_seeds`` labelled examples as one ``SyntheticGraph``;
+    its rows' features come from ``features`` (per table, as the sampler read them)."""
     seed_type = schema.node_type(target_table)
     keep = _kept_nodes(sub, schema, seed_type, num_seeds)
     new_id = {nt: np.where(k, np.cumsum(k) - 1, -1) for nt, k in keep.items()}
@@ -85,14 +95,16 @@ def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray
     x, age = {}, {}
     for table in schema.tables:
         nt = schema.node_type(table)
-        x[table] = sub[nt].x.numpy()[keep[nt]].astype(np.float32)
+        x[table] = _rows_of(features, table, sub, nt, np.flatnonzero(keep[nt]))
         age[table] = ages[nt].numpy()[keep[nt]].astype(np.float32)
     parents = _parent_links(sub, schema, new_id, {t: len(v) for t, v in x.items()})
     return SyntheticGraph(schema, target_table, x, parents, np.asarray(y, dtype=np.float32), age=age)
 
 
-def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np.ndarray) -> SyntheticGraph:
-    """The sampled subtrees of labelled examples merged per entity into one history.
+def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np.ndarray,
+                       features: dict[str, torch.Tensor]) -> SyntheticGraph:
+    """The sampled subtrees of labelled examples merged per entity into one history (rows'
+    features from ``features``, as in ``trees_to_graph``).
 
     ``entity[i]`` is seed ``i``'s entity. Each entity's rows (over all its seeds' trees,
     each row once) form one component, aged at its latest seed's time, whose label is that
@@ -115,7 +127,7 @@ def trees_to_histories(sub, schema, target_table: str, entity: np.ndarray, y: np
         _, first, inverse = np.unique(g * (int(rows.max(initial=0)) + 1) + rows, return_index=True, return_inverse=True)
         new_id[nt] = np.full(sub[nt].num_nodes, -1, dtype=np.int64)
         new_id[nt][kept] = inverse
-        x[table] = sub[nt].x.numpy()[kept[first]].astype(np.float32)
+        x[table] = _rows_of(features, table, sub, nt, kept[first])
         t = sub[nt].time.numpy()[kept[first]]
         days = (anchor[g[first]] - t).astype(np.float64) / 86400.0
         age[table] = np.where(t == UNTIMED, np.nan, days).astype(np.float32)
@@ -169,6 +181,7 @@ class CoresetUnits:
         self.labels = self._labels(task)
         self.sampler = sampler if sampler is not None else TemporalSampler(db, list(spec.num_neighbors))
         self.feats = as_feature_tensors(features)
+        self._no_features = {t: torch.zeros((n, 0)) for t, n in self.sampler.num_rows.items()}
         if histories:
             self.unit_entity, self._unit_of_row = np.unique(self.entities, return_inverse=True)
             self._usable = spread_examples(self.entities, self.times, examples_per_entity)
@@ -198,10 +211,10 @@ class CoresetUnits:
         """The graph of ``units`` (positions into the units)."""
         rows = np.flatnonzero(np.isin(self._unit_of_row, units) & self._usable) if self.histories else units
         with torch.no_grad():
-            sub = self.sampler.sample(self.task.entity_table, self.entities[rows], self.times[rows], self.feats)
+            sub = self.sampler.sample(self.task.entity_table, self.entities[rows], self.times[rows], self._no_features)
         schema, table = self.sampler.schema, self.task.entity_table
-        graph = (trees_to_histories(sub, schema, table, self.entities[rows], self.labels[rows]) if self.histories
-                 else trees_to_graph(sub, schema, table, len(rows), self.labels[rows]))
+        graph = (trees_to_histories(sub, schema, table, self.entities[rows], self.labels[rows], self.feats)
+                 if self.histories else trees_to_graph(sub, schema, table, len(rows), self.labels[rows], self.feats))
         return graph.with_codec(self.reference.codec)
 
 

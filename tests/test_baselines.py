@@ -56,7 +56,7 @@ def test_a_selector_of_small_examples_still_fills_the_budget() -> None:
     users, times = fx.train["user"].to_numpy(), to_seconds(fx.train["label time"])
     size = np.array([
         trees_to_graph(sampler.sample(ENTITY, users[i:i + 1], times[i:i + 1], feats), sampler.schema, ENTITY, 1,
-                       fx.train["y"].to_numpy()[i:i + 1]).nbytes()
+                       fx.train["y"].to_numpy()[i:i + 1], feats).nbytes()
         for i in range(len(users))
     ])
     smallest_first = np.argsort(size, kind="stable")
@@ -139,8 +139,9 @@ def test_each_example_keeps_its_sampled_temporal_neighbourhood() -> None:
     picks = np.array([0, 5, 50])
     train = fx.train.iloc[picks]
     users, times = train["user"].to_numpy(), to_seconds(train["label time"])
-    sub = sampler.sample(ENTITY, users, times, as_feature_tensors(fx.features))
-    graph = trees_to_graph(sub, sampler.schema, ENTITY, len(picks), train["y"].to_numpy())
+    feats = as_feature_tensors(fx.features)
+    sub = sampler.sample(ENTITY, users, times, feats)
+    graph = trees_to_graph(sub, sampler.schema, ENTITY, len(picks), train["y"].to_numpy(), feats)
     rows = {t: _row_of(fx.features[t], graph.x[t]) for t in graph.schema.tables}
     assert rows[ENTITY].tolist() == users.tolist()  # only the labelled examples, in order
     np.testing.assert_array_equal(graph.y, train["y"].to_numpy())

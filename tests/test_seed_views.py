@@ -27,7 +27,7 @@ def _histories(users: list[int]):
     feats = as_feature_tensors(fx.features)
     ent, times = train["user"].to_numpy(), to_seconds(train["label time"])
     sub = sampler.sample(ENTITY, ent, times, feats)
-    return fx, sampler, feats, ent, times, trees_to_histories(sub, sampler.schema, ENTITY, ent, train["y"].to_numpy())
+    return fx, sampler, feats, ent, times, trees_to_histories(sub, sampler.schema, ENTITY, ent, train["y"].to_numpy(), feats)
 
 
 def test_a_history_holds_each_entity_once_and_its_other_labels_as_earlier_seeds(tmp_path) -> None:
