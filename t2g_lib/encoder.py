@@ -83,11 +83,12 @@ class RowEncoder(nn.Module):
         return torch.cat([self(index, tf[i : i + batch_size]) for i in range(0, n, batch_size)])
 
 
-def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, Tensor]:
+def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int, transpose: bool = True) -> tuple[Tensor, Tensor | None]:
     """Row-normalized adjacency of one edge type as CSR (n_dst, n_src), plus its transpose.
 
     ``A @ x`` is the mean over each destination's neighbours (0 where it has none). The
-    transpose is kept for the backward pass, so no sparse transpose/sort happens per step.
+    transpose is kept for the backward pass, so no sparse transpose/sort happens per step;
+    passes without gradients do without it (``transpose=False``: None).
     """
     src, dst = edge_index[0], edge_index[1]
     deg = torch.bincount(dst, minlength=n_dst).clamp(min=1).to(torch.float32)
@@ -103,7 +104,7 @@ def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int) -> tuple[Tensor, 
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
             return torch.sparse_csr_tensor(crow, cols, vals, (n_rows, n_cols))
 
-    return csr(dst, src, values, n_dst, n_src), csr(src, dst, values, n_src, n_dst)
+    return csr(dst, src, values, n_dst, n_src), (csr(src, dst, values, n_src, n_dst) if transpose else None)
 
 
 def csr_row_block(a: Tensor, start: int, stop: int) -> Tensor:
@@ -198,13 +199,16 @@ class ClusterGNN(nn.Module):
             _HeteroSAGELayer(len(self.node_types), pairs, hidden) for _ in range(num_layers)
         )
 
-    def adjacency(self, graph, device: torch.device | str = "cpu") -> list[tuple[Tensor, Tensor]]:
-        """Mean adjacencies (and transposes) of ``graph`` (a PyG HeteroData), per edge type."""
+    def adjacency(
+        self, graph, device: torch.device | str = "cpu", transposes: bool = True
+    ) -> list[tuple[Tensor, Tensor | None]]:
+        """Mean adjacencies of ``graph`` (a PyG HeteroData) per edge type, with their transposes
+        unless only ``infer`` will read them (``transposes=False``)."""
         out = []
         for et in self.edge_types:
             s, _, d = et
             ei = graph[et].edge_index.to(device)
-            out.append(mean_adjacency(ei, graph[s].num_nodes, graph[d].num_nodes))
+            out.append(mean_adjacency(ei, graph[s].num_nodes, graph[d].num_nodes, transposes))
         return out
 
     def forward(self, xs: list[Tensor], adjs: list[tuple[Tensor, Tensor]]) -> list[Tensor]:

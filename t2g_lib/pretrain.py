@@ -203,8 +203,8 @@ class _ClusterTrainer:
         self.gnn = ClusterGNN(gs.metadata(), config.dim, config.hidden).to(self.dev)
         self.heads = torch.nn.ModuleList(torch.nn.Linear(config.hidden, k) for k in self.ks).to(self.dev)
         self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.gnn.parameters()], lr=config.lr)
-        self.adj = self.gnn.adjacency(graph, self.dev)
         big = sum(tt.n_rows for tt in tokens.table_tokens) > config.full_graph_rows
+        self.adj = self.gnn.adjacency(graph, self.dev, transposes=not big)  # big: read by infer only
         self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed) if big else None
 
     def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
