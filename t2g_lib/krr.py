@@ -49,7 +49,7 @@ from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
 from t2g_lib.label_space import LabelSpace
 from t2g_lib.propagate import propagate_all
-from t2g_lib.task_data import TaskData
+from t2g_lib.task_data import TaskData, with_val_sample
 from t2g_lib.teacher import TeacherLabels
 from t2g_lib.temporal import TemporalSampler, to_seconds
 
@@ -206,6 +206,7 @@ def distill_features(
         if labels not in LABELS:
             raise ValueError(f"unknown KRR train labels {labels!r}: one of {LABELS}")
     soft = config.labels == "teacher" and teacher is not None and teacher.soft is not None
+    task = with_val_sample(task, config.val_rows, config.seed)
     given, task = task, teacher.apply(task) if soft else task
     kind = task_kind(task.task_type)
     metric = primary_metric(kind)[0]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 from relbench.manifest import TaskManifest
 
@@ -31,6 +32,16 @@ class TaskData:
 
 
 SPLITS = ("train", "val", "test")
+
+
+def with_val_sample(task: TaskData, max_rows: int | None, seed: int) -> TaskData:
+    """``task`` with at most ``max_rows`` of its val labels, drawn with ``seed`` and kept in
+    their order (the task itself when it has no more, or ``max_rows`` is None): what
+    distillation selects its checkpoints on, bounded whatever the database's size."""
+    if max_rows is None or len(task.val) <= max_rows:
+        return task
+    rows = np.sort(np.random.default_rng([seed, 17]).choice(len(task.val), size=max_rows, replace=False))
+    return replace(task, val=task.val.iloc[rows].reset_index(drop=True))
 
 
 def read_task_labels(dataset_path: Path) -> dict[str, tuple[dict, dict[str, pd.DataFrame]]]:

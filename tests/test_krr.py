@@ -465,3 +465,22 @@ def test_the_coreset_can_store_its_rows_in_fewer_components(fixture) -> None:
     assert {same.codec.dim(t) for t in features} == {4} and {fewer.codec.dim(t) for t in features} == {2}
     assert same.nbytes() <= budget and fewer.nbytes() <= budget
     assert fewer.num_examples() > same.num_examples()
+
+
+def test_distillation_scores_on_a_seeded_sample_of_at_most_val_rows_labels(fixture) -> None:
+    """``val_rows`` bounds the val labels the surrogate (and the judge) score on: a task with no
+    more is untouched (same history as no cap), a larger one is scored on a seeded sample of
+    that many, kept in order."""
+    from t2g_lib.task_data import with_val_sample
+
+    *_, train, val = fixture
+    task = TaskData("t", "binary_classification", "customers", "cust", "at", "y", train, val, val.iloc[:0])
+    assert with_val_sample(task, len(val), 0) is task and with_val_sample(task, None, 0) is task
+    sample = with_val_sample(task, 7, 0)
+    assert len(sample.val) == 7 and sample.train is task.train
+    kept = val.reset_index(drop=True).merge(sample.val.reset_index(), on=list(val.columns))
+    assert len(kept) == 7 and kept["index"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(with_val_sample(task, 7, 0).val, sample.val)
+    uncapped = _distill(fixture, steps=4, eval_every=2, val_rows=None)[1]["val"]
+    assert _distill(fixture, steps=4, eval_every=2, val_rows=len(val))[1]["val"] == uncapped
+    assert _distill(fixture, steps=4, eval_every=2, val_rows=7)[1]["val"] != uncapped
