@@ -270,3 +270,38 @@ def test_structure_only_snapshot_keeps_keys_and_times(dataset: Path) -> None:
         assert list(keys.table_dict[name].df.columns) == kept, name
         pd.testing.assert_frame_equal(keys.table_dict[name].df, whole.table_dict[name].df[kept])
     assert list(keys.table_dict[ORDERS].df.columns) != list(whole.table_dict[ORDERS].df.columns)
+
+
+def test_tables_on_demand_are_the_snapshot_a_table_at_a_time(dataset: Path, tmp_path: Path) -> None:
+    """``column_tokens`` reads the snapshot a table at a time: each table, read on its own
+    connection when asked for, equals the whole snapshot's with the hidden columns dropped."""
+    from contextlib import contextmanager
+
+    import duckdb
+    from relbench.base.dataset import drop_columns
+
+    from t2g_lib.data.duck import TablesOnDemand, read_database, write_tables
+
+    tables, _ = weird_tables()
+    manifest = read_manifest(dataset)
+    path = str(tmp_path / "snap.duckdb")
+    with duckdb.connect(path) as conn:
+        write_tables(conn, "weird", tables)
+        hidden = [(ORDERS, "update")]
+        whole = drop_columns(read_database(conn, "weird", manifest), hidden)
+    opened = []
+
+    @contextmanager
+    def connect():
+        opened.append(1)
+        with duckdb.connect(path) as conn:
+            yield conn
+
+    lazy = TablesOnDemand(connect, "weird", manifest, hidden)
+    assert list(lazy) == list(manifest.tables) and not opened  # nothing read until asked for
+    for name in lazy:
+        table = lazy[name]
+        pd.testing.assert_frame_equal(table.df, whole.table_dict[name].df)
+        assert (table.pkey_col, table.time_col, table.fkey_col_to_pkey_table) == (
+            whole.table_dict[name].pkey_col, whole.table_dict[name].time_col, whole.table_dict[name].fkey_col_to_pkey_table)
+    assert "update" not in lazy[ORDERS].df.columns and len(opened) == len(manifest.tables) + 1

@@ -142,14 +142,17 @@ def column_tokens(
 ) -> Output:
     """``TokenizedDatabase``: modality-specific column tokens (numerical, categorical, text,
     timestamp) per table."""
-    from relbench.base.dataset import drop_columns
+    from relbench.base import Database
+    from relbench.manifest import DatasetManifest
 
+    from t2g_lib.data.duck import TablesOnDemand
     from t2g_lib.task_data import column_types, hidden_columns
     from t2g_lib.tokens import tokenize_database, tokens_markdown
 
-    database = context.partition_key
     hidden = hidden_columns(raw_tables["tasks"])
-    db = drop_columns(load_snapshot(duckdb, database, raw_tables), sorted(hidden))
+    manifest = DatasetManifest.from_dict(raw_tables["manifest"])
+    # One table's rows in memory at a time (tokenize_database visits them in turn).
+    db = Database(TablesOnDemand(duckdb.get_connection, context.partition_key, manifest, hidden))
     tokens = tokenize_database(
         db,
         column_types(validated_schema),

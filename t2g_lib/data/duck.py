@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 
 import duckdb
 import pandas as pd
@@ -101,3 +102,37 @@ def read_labels(conn: duckdb.DuckDBPyConnection, database: str, task: str, split
     """One task's label tables as ``write_labels`` stored them."""
     frames = read_tables(conn, _labels_of(database), [f"{task}/{s}" for s in splits])
     return {s: frames[f"{task}/{s}"] for s in splits}
+
+
+class TablesOnDemand(Mapping[str, Table]):
+    """A snapshot's tables (text times parsed, ``hidden`` columns dropped) read from DuckDB
+    when asked for, on a connection of their own, and never held.
+
+    As a ``Database``'s ``table_dict`` it lets a stage that visits the tables in turn
+    (``tokens.tokenize_database``) hold one table's rows at a time, not the whole database's,
+    and keeps DuckDB's file lock only while a table is read.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+        database: str,
+        manifest: DatasetManifest,
+        hidden: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.connect, self.database, self.manifest = connect, database, manifest
+        self.hidden = sorted(set(map(tuple, hidden)))
+
+    def __getitem__(self, name: str) -> Table:
+        spec = self.manifest.tables[name]
+        with self.connect() as conn:
+            df = read_tables(conn, self.database, [name])[name]
+        df = df.drop(columns=[c for t, c in self.hidden if t == name and c in df.columns])
+        table = Table(df=df, fkey_col_to_pkey_table=dict(spec.fkeys), pkey_col=spec.pkey, time_col=spec.time_col)
+        return parse_time_columns(Database({name: table})).table_dict[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.manifest.tables)
+
+    def __len__(self) -> int:
+        return len(self.manifest.tables)
