@@ -8,8 +8,8 @@ closed form, so one optimizer over ``(X', Y')`` suffices: no inner training loop
 
 Only ``batch x n'`` and ``n' x n'`` kernels are ever built, and the cached real embeddings
 are capped by the config (``steps * batch_size`` training rows, ``pseudo_batch_size *
-pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validation rows,
-so memory never grows quadratically, and beyond the validation split not with the data.
+pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validation rows
+(at most ``val_rows`` of them), so memory never grows quadratically, nor with the labels.
 Training starts from the block centroids (DESIGN.md's KRR probe) or from a herding subgraph
 coreset (``krr_start.py``) and keeps the step with the best real validation score, the start
 included, so distillation can only improve on its start on validation: by default the score
