@@ -8,6 +8,8 @@ a row without a time is always visible), so the reference sees no more than the 
 
 from __future__ import annotations
 
+import tempfile
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -19,6 +21,9 @@ from t2g_lib.task_data import TaskData
 from t2g_lib.timestamps import to_seconds
 
 DAY = 86400
+AGGREGATE_MEMORY = "2GB"
+"""DuckDB's memory for the label x related-row joins; beyond it they spill to a temporary
+folder (on TPC-H SF1 a customer's labels times its order lines are about 10^8 joined rows)."""
 MAX_CATEGORIES = 254
 """Categories kept per categorical column (the rest become missing): a histogram GBM bins
 each categorical feature into at most 255 bins."""
@@ -96,52 +101,53 @@ def child_aggregates(
     column its mean over history and its sums over the last two windows. Labels whose
     entity has no visible related row get counts of 0."""
     window = task_window_seconds(task)
-    con = duckdb.connect()
-    con.register("labels", pd.DataFrame({
-        "i": np.arange(len(labels)),
-        "e": labels[task.entity_col].to_numpy(dtype=np.int64),
-        "t": to_seconds(labels[task.time_col]),
-    }))
-    blocks = []
-    for prefix, table, owner in related_rows(db, task.entity_table):
-        child = db.table_dict[table]
-        keys = set(child.fkey_col_to_pkey_table)
-        nums = [c for c in _usable(column_types, hidden, table, "numerical") if c not in keys]
-        frame = pd.DataFrame({"e": owner})
-        timed = child.time_col is not None
-        if timed:
-            times = to_seconds(child.df[child.time_col]).astype("float64")
-            times[pd.isna(child.df[child.time_col]).to_numpy()] = np.nan
-            frame["t"] = times
-        for j, col in enumerate(nums):
-            values = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
-            frame[f"x{j}"] = values.where(np.isfinite(values))  # an infinity is missing, as for the GBM
-        con.register("child", frame[frame["e"] >= 0])
-        win = f"c.t > l.t - {window} AND c.t <= l.t"
-        prev = f"c.t > l.t - {2 * window} AND c.t <= l.t - {window}"
-        parts = [f"count(c.e) AS {quote_ident(prefix + '.count')}"]
-        if timed:
-            parts += [
-                f"count(c.e) FILTER (WHERE {win}) AS {quote_ident(prefix + '.count_window')}",
-                f"count(c.e) FILTER (WHERE {prev}) AS {quote_ident(prefix + '.count_prev_window')}",
-                f"(l.t - max(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_last')}",
-                f"(l.t - min(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_first')}",
-                f"count(DISTINCT c.t) AS {quote_ident(prefix + '.distinct_times')}",
-            ]
-        for j, col in enumerate(nums):
-            name = f"{prefix}.{col}"
-            parts.append(f"avg(c.x{j}) AS {quote_ident(name + '.mean')}")
+    with tempfile.TemporaryDirectory(prefix="t2g-aggregates-") as spill, duckdb.connect(
+        config={"memory_limit": AGGREGATE_MEMORY, "temp_directory": spill}
+    ) as con:
+        con.register("labels", pd.DataFrame({
+            "i": np.arange(len(labels)),
+            "e": labels[task.entity_col].to_numpy(dtype=np.int64),
+            "t": to_seconds(labels[task.time_col]),
+        }))
+        blocks = []
+        for prefix, table, owner in related_rows(db, task.entity_table):
+            child = db.table_dict[table]
+            keys = set(child.fkey_col_to_pkey_table)
+            nums = [c for c in _usable(column_types, hidden, table, "numerical") if c not in keys]
+            frame = pd.DataFrame({"e": owner})
+            timed = child.time_col is not None
             if timed:
-                parts.append(f"coalesce(sum(c.x{j}) FILTER (WHERE {win}), 0) AS {quote_ident(name + '.sum_window')}")
-                parts.append(
-                    f"coalesce(sum(c.x{j}) FILTER (WHERE {prev}), 0) AS {quote_ident(name + '.sum_prev_window')}"
-                )
-        visible = "AND (c.t IS NULL OR c.t <= l.t)" if timed else ""
-        sql = (f"SELECT {', '.join(parts)} FROM labels l LEFT JOIN child c ON c.e = l.e {visible} "
-               "GROUP BY l.i, l.t ORDER BY l.i")
-        blocks.append(con.execute(sql).df())
-        con.unregister("child")
-    con.close()
+                times = to_seconds(child.df[child.time_col]).astype("float64")
+                times[pd.isna(child.df[child.time_col]).to_numpy()] = np.nan
+                frame["t"] = times
+            for j, col in enumerate(nums):
+                values = pd.to_numeric(child.df[col], errors="coerce").astype("float64")
+                frame[f"x{j}"] = values.where(np.isfinite(values))  # an infinity is missing, as for the GBM
+            con.register("child", frame[frame["e"] >= 0])
+            win = f"c.t > l.t - {window} AND c.t <= l.t"
+            prev = f"c.t > l.t - {2 * window} AND c.t <= l.t - {window}"
+            parts = [f"count(c.e) AS {quote_ident(prefix + '.count')}"]
+            if timed:
+                parts += [
+                    f"count(c.e) FILTER (WHERE {win}) AS {quote_ident(prefix + '.count_window')}",
+                    f"count(c.e) FILTER (WHERE {prev}) AS {quote_ident(prefix + '.count_prev_window')}",
+                    f"(l.t - max(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_last')}",
+                    f"(l.t - min(c.t)) / {DAY} AS {quote_ident(prefix + '.days_since_first')}",
+                    f"count(DISTINCT c.t) AS {quote_ident(prefix + '.distinct_times')}",
+                ]
+            for j, col in enumerate(nums):
+                name = f"{prefix}.{col}"
+                parts.append(f"avg(c.x{j}) AS {quote_ident(name + '.mean')}")
+                if timed:
+                    parts.append(f"coalesce(sum(c.x{j}) FILTER (WHERE {win}), 0) AS {quote_ident(name + '.sum_window')}")
+                    parts.append(
+                        f"coalesce(sum(c.x{j}) FILTER (WHERE {prev}), 0) AS {quote_ident(name + '.sum_prev_window')}"
+                    )
+            visible = "AND (c.t IS NULL OR c.t <= l.t)" if timed else ""
+            sql = (f"SELECT {', '.join(parts)} FROM labels l LEFT JOIN child c ON c.e = l.e {visible} "
+                   "GROUP BY l.i, l.t ORDER BY l.i")
+            blocks.append(con.execute(sql).df())
+            con.unregister("child")
     return pd.concat(blocks, axis=1) if blocks else pd.DataFrame(index=range(len(labels)))
 
 
