@@ -289,7 +289,7 @@ def distill_features(
         copied: dict[str, np.ndarray] = {}
         if config.age_init == "examples":
             match = matched_examples(start.blocks[task.entity_table], ent_blocks, np.random.default_rng([config.seed, 2]))
-            copied = example_ages(sampler, start, train_ent[match], train_time[match], feats, config.batch_size)
+            copied = example_ages(sampler, start, train_ent[match], train_time[match], config.batch_size)
         for t, by_block in medians.items():
             b = np.asarray(start.blocks.get(t, np.full(len(start.x[t]), -1)), dtype=np.int64)
             days = np.array([by_block.get(int(k), by_block[-1]) for k in b], dtype=np.float32)

@@ -153,7 +153,6 @@ def example_ages(
     structure: SyntheticGraph,
     rows: np.ndarray,
     times: np.ndarray,
-    feats: dict[str, torch.Tensor],
     batch: int,
 ) -> dict[str, np.ndarray]:
     """Start ages of the synthetic children of the target table, copied from real examples.
@@ -170,7 +169,7 @@ def example_ages(
     real: dict[int, list[np.ndarray]] = {r.index: [] for r in rels}
     for i in range(0, len(rows), batch):
         n = len(rows[i : i + batch])
-        sub = sampler.sample(target, rows[i : i + batch], times[i : i + batch], feats)
+        sub = sampler.sample(target, rows[i : i + batch], times[i : i + batch])  # ages only, no features
         ages = age_days(sub)
         for r in rels:
             fwd = gs.edge_types(r)[0]

@@ -26,7 +26,6 @@ class TreeBatches:
 
     def __init__(self, db: Database, num_neighbors: list[int], seeds: int, seed: int) -> None:
         self.sampler = TemporalSampler(db, list(num_neighbors))
-        self.no_features = {t: torch.zeros((n, 0)) for t, n in self.sampler.num_rows.items()}
         self.seeds = seeds
         self.rng = np.random.default_rng([seed, 11])
 
@@ -35,7 +34,7 @@ class TreeBatches:
         and the seed rows."""
         n = self.sampler.num_rows[table]
         rows = np.sort(self.rng.choice(n, size=min(n, self.seeds), replace=False))
-        return self.sampler.sample(table, rows, np.full(len(rows), NO_TIME_LIMIT), self.no_features), rows
+        return self.sampler.sample(table, rows, np.full(len(rows), NO_TIME_LIMIT)), rows
 
 
 def tree_loss(trainer, batches: TreeBatches, labels: list[Tensor], weights: list[Tensor],

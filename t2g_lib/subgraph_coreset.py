@@ -181,7 +181,6 @@ class CoresetUnits:
         self.labels = self._labels(task)
         self.sampler = sampler if sampler is not None else TemporalSampler(db, list(spec.num_neighbors))
         self.feats = as_feature_tensors(features)
-        self._no_features = {t: torch.zeros((n, 0)) for t, n in self.sampler.num_rows.items()}
         if histories:
             self.unit_entity, self._unit_of_row = np.unique(self.entities, return_inverse=True)
             self._usable = spread_examples(self.entities, self.times, examples_per_entity)
@@ -211,7 +210,7 @@ class CoresetUnits:
         """The graph of ``units`` (positions into the units)."""
         rows = np.flatnonzero(np.isin(self._unit_of_row, units) & self._usable) if self.histories else units
         with torch.no_grad():
-            sub = self.sampler.sample(self.task.entity_table, self.entities[rows], self.times[rows], self._no_features)
+            sub = self.sampler.sample(self.task.entity_table, self.entities[rows], self.times[rows])
         schema, table = self.sampler.schema, self.task.entity_table
         graph = (trees_to_histories(sub, schema, table, self.entities[rows], self.labels[rows], self.feats)
                  if self.histories else trees_to_graph(sub, schema, table, len(rows), self.labels[rows], self.feats))

@@ -116,13 +116,14 @@ class TemporalSampler:
         table: str,
         index: np.ndarray,
         time: np.ndarray,
-        features: dict[str, torch.Tensor],
+        features: dict[str, torch.Tensor] | None = None,
     ) -> HeteroData:
         """Disjoint temporal subtrees rooted at rows ``index`` of ``table`` at ``time``.
 
         ``time`` is int64 seconds per seed (``NO_TIME_LIMIT`` disables the filter);
-        ``features`` maps table name -> (n_rows, d) tensor. The seeds are the first
-        ``len(index)`` nodes of the seed node type, in order.
+        ``features`` maps table name -> (n_rows, d) tensor; without it every ``x`` is
+        zero-wide (for callers that read rows later, or only structure and ages). The seeds
+        are the first ``len(index)`` nodes of the seed node type, in order.
         """
         gs = self.schema
         index = np.asarray(index, dtype=np.int64)
@@ -174,7 +175,7 @@ class TemporalSampler:
         slots: dict[str, list[np.ndarray]],
         edges: dict[EdgeType, list[np.ndarray]],
         time: np.ndarray,
-        features: dict[str, torch.Tensor],
+        features: dict[str, torch.Tensor] | None,
     ) -> HeteroData:
         gs = self.schema
         data = HeteroData()
@@ -183,8 +184,11 @@ class TemporalSampler:
             r = np.concatenate(rows[t]) if rows[t] else np.zeros(0, dtype=np.int64)
             s = np.concatenate(slots[t]) if slots[t] else np.zeros(0, dtype=np.int64)
             n_id = torch.from_numpy(r)
-            x = features[t]
-            data[nt].x = x.index_select(0, n_id.to(x.device))
+            if features is None:
+                data[nt].x = torch.zeros((len(r), 0))
+            else:
+                x = features[t]
+                data[nt].x = x.index_select(0, n_id.to(x.device))
             data[nt].n_id = n_id
             data[nt].batch = torch.from_numpy(s)
             data[nt].seed_time = torch.from_numpy(time[s])

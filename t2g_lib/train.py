@@ -103,13 +103,12 @@ class SampledSplit:
         self.y = df[task.target_col].to_numpy() if with_target else None
         self.schema = sampler.schema
         self.features = as_feature_tensors(features)
-        no_features = {t: torch.zeros((n, 0)) for t, n in sampler.num_rows.items()}
         self.batches: list[tuple[int, HeteroData]] = []  # (seeds, subgraph without features)
         self._inputs: dict[tuple[str, int], list[TrimmedGraph]] = {}  # per model name and depth
         self.max_leak_seconds = 0
         for start in range(0, len(self.index), batch_size):
             sl = slice(start, start + batch_size)
-            sub = sampler.sample(task.entity_table, self.index[sl], self.time[sl], no_features)
+            sub = sampler.sample(task.entity_table, self.index[sl], self.time[sl])
             self.max_leak_seconds = max(self.max_leak_seconds, int(max_leak_seconds(sub)))
             self.batches.append((len(self.index[sl]), sub))
 

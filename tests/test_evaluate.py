@@ -155,7 +155,7 @@ def test_evaluate_methods_other_task_types(task_type: str) -> None:
 class LateSampler(TemporalSampler):
     """Samples 30 days past each label time: a planted leak."""
 
-    def sample(self, table, index, time, features):
+    def sample(self, table, index, time, features=None):
         return super().sample(table, index, np.asarray(time) + 30 * DAY, features)
 
 

@@ -226,9 +226,8 @@ def test_example_ages_copy_the_recency_of_a_real_example(fixture) -> None:
     db, features, _, _, structure, _, _ = fixture
     when = T0 + pd.Timedelta(days=60)
     rows = np.arange(len(structure.y))  # synthetic customer i copies real customer i at `when`
-    feats = {t: torch.as_tensor(f) for t, f in features.items()}
     ages = example_ages(TemporalSampler(db, [4, 4]), structure, rows, to_seconds(pd.Series([when] * len(rows))),
-                        feats, batch=4)
+                        batch=4)
     assert set(ages) == {"order items"}
     orders = db.table_dict["order items"].df
     rel = next(r for r in structure.schema.relations if r.parent == "customers")
