@@ -52,12 +52,14 @@ def _kept_nodes(sub, schema, seed_type: str, num_seeds: int) -> dict[str, np.nda
         drop[parent_nt][parents[drawn_as_child[drawer]]] = True  # the child's own parent, again
     drop[seed_type][num_seeds:] = True  # target-table rows that are not labelled examples
     changed = True
-    while changed:  # whatever hangs below a dropped node goes too
+    while changed:  # whatever hangs below a dropped node goes too (to the fixed point)
         changed = False
         for nt in types:
-            for i in np.flatnonzero(~drop[nt] & (up[nt][:, 0] >= 0)):
-                if drop[types[up[nt][i, 0]]][up[nt][i, 1]]:
-                    drop[nt][i] = changed = True
+            for j, above in enumerate(types):
+                below = np.flatnonzero(~drop[nt] & (up[nt][:, 0] == j))
+                hit = below[drop[above][up[nt][below, 1]]]
+                if hit.size:
+                    drop[nt][hit] = changed = True
     return {nt: ~d for nt, d in drop.items()}
 
 
