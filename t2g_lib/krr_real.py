@@ -174,9 +174,10 @@ def example_ages(
         for r in rels:
             fwd = gs.edge_types(r)[0]
             children, drawn_by = sub[fwd].edge_index.numpy()  # children drawn by their parent
-            child_age = ages[fwd[0]].numpy()
-            for s in range(n):  # the examples are the first n target rows
-                real[r.index].append(np.sort(child_age[children[drawn_by == s]]))
+            age = ages[fwd[0]].numpy()[children]
+            order = np.lexsort((age, drawn_by))  # by example (the first n target rows), then age
+            bounds = np.searchsorted(drawn_by[order], np.arange(n + 1))
+            real[r.index] += [age[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:])]
     out: dict[str, np.ndarray] = {}
     for r in rels:
         parents = np.asarray(structure.parents[r.index], dtype=np.int64)
