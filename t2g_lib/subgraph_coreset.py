@@ -27,7 +27,7 @@ from t2g_lib.metrics import MULTICLASS, task_kind
 from t2g_lib.models import ModelSpec
 from t2g_lib.selectors import Selector, take
 from t2g_lib.task_data import TaskData
-from t2g_lib.temporal import UNTIMED, TemporalSampler, age_days
+from t2g_lib.temporal import UNTIMED, TemporalSampler, age_days, gather_rows
 from t2g_lib.timestamps import to_seconds
 from t2g_lib.train import as_feature_tensors, label_frame
 
@@ -81,9 +81,8 @@ def _parent_links(sub, schema, new_id: dict[str, np.ndarray], sizes: dict[str, i
 def _rows_of(features: dict[str, torch.Tensor], table: str, sub, nt: str, positions: np.ndarray) -> np.ndarray:
     """The features of the sampled nodes at ``positions``, gathered by their rows: a coreset
     samples its trees without features and reads only the rows it keeps."""
-    x = features[table]
     rows = sub[nt].n_id[torch.as_tensor(positions, dtype=torch.long)]
-    return x.index_select(0, rows.to(x.device)).cpu().numpy().astype(np.float32)
+    return gather_rows(features[table], rows).cpu().numpy().astype(np.float32)
 
 
 def trees_to_graph(sub, schema, target_table: str, num_seeds: int, y: np.ndarray,

@@ -184,11 +184,7 @@ class TemporalSampler:
             r = np.concatenate(rows[t]) if rows[t] else np.zeros(0, dtype=np.int64)
             s = np.concatenate(slots[t]) if slots[t] else np.zeros(0, dtype=np.int64)
             n_id = torch.from_numpy(r)
-            if features is None:
-                data[nt].x = torch.zeros((len(r), 0))
-            else:
-                x = features[t]
-                data[nt].x = x.index_select(0, n_id.to(x.device))
+            data[nt].x = torch.zeros((len(r), 0)) if features is None else gather_rows(features[t], n_id)
             data[nt].n_id = n_id
             data[nt].batch = torch.from_numpy(s)
             data[nt].seed_time = torch.from_numpy(time[s])
@@ -200,6 +196,12 @@ class TemporalSampler:
                 ei = np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), dtype=np.int64)
                 data[et].edge_index = torch.from_numpy(ei)
         return data
+
+
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of a table's features ``x`` (on ``x``'s device): how a sample's nodes get
+    their features, when sampled or later (``SampledSplit.with_features``, coresets)."""
+    return x.index_select(0, rows.to(x.device))
 
 
 def age_days(subgraph: HeteroData) -> dict[str, torch.Tensor]:

@@ -28,7 +28,7 @@ from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
 from t2g_lib.seed_views import seed_groups, unroll
 from t2g_lib.task_data import TaskData
-from t2g_lib.temporal import TemporalSampler, age_days, max_leak_seconds, to_seconds
+from t2g_lib.temporal import TemporalSampler, age_days, gather_rows, max_leak_seconds, to_seconds
 
 
 GNN_REGRESSION_LOSS = "l1"
@@ -127,8 +127,7 @@ class SampledSplit:
         """A copy of a batch's subgraph with its rows' features (the originals stay without)."""
         out = copy.copy(sub)
         for nt in out.node_types:
-            x = self.features[self.schema.table_of(nt)]
-            out[nt].x = x.index_select(0, out[nt].n_id.to(x.device))
+            out[nt].x = gather_rows(self.features[self.schema.table_of(nt)], out[nt].n_id)
         return out
 
     def inputs(self, model: HeteroGNN) -> list[TrimmedGraph]:

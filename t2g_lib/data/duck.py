@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 from relbench.base import Database, Table
-from relbench.manifest import DatasetManifest
+from relbench.manifest import DatasetManifest, TableSpec
 
 from t2g_lib.data.format import parse_time_columns, plain_strings
 from t2g_lib.data.sql import quote_ident
@@ -70,18 +70,13 @@ def read_database(
                 for name, spec in manifest.tables.items()}
         columns = {name: cols for name, cols in keys.items() if cols}
     frames = read_tables(conn, database, list(manifest.tables), columns)
-    db = Database(
-        {
-            name: Table(
-                df=frames[name],
-                fkey_col_to_pkey_table=dict(spec.fkeys),
-                pkey_col=spec.pkey,
-                time_col=spec.time_col,
-            )
-            for name, spec in manifest.tables.items()
-        }
-    )
+    db = Database({name: _table(frames[name], spec) for name, spec in manifest.tables.items()})
     return parse_time_columns(db) if parse_time_cols else db
+
+
+def _table(df: pd.DataFrame, spec: TableSpec) -> Table:
+    """A stored frame as the relbench ``Table`` its manifest entry describes."""
+    return Table(df=df, fkey_col_to_pkey_table=dict(spec.fkeys), pkey_col=spec.pkey, time_col=spec.time_col)
 
 
 def _labels_of(database: str) -> str:
@@ -128,8 +123,7 @@ class TablesOnDemand(Mapping[str, Table]):
         with self.connect() as conn:
             df = read_tables(conn, self.database, [name])[name]
         df = df.drop(columns=[c for t, c in self.hidden if t == name and c in df.columns])
-        table = Table(df=df, fkey_col_to_pkey_table=dict(spec.fkeys), pkey_col=spec.pkey, time_col=spec.time_col)
-        return parse_time_columns(Database({name: table})).table_dict[name]
+        return parse_time_columns(Database({name: _table(df, spec)})).table_dict[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.manifest.tables)
