@@ -82,6 +82,26 @@ class RowEncoder(nn.Module):
             return torch.zeros((0, self.dim), device=next(self.parameters()).device)
         return torch.cat([self(index, tf[i : i + batch_size]) for i in range(0, n, batch_size)])
 
+    def rows(self, index: int, tf) -> "EncodedRows":
+        """The embeddings of ``tf``'s rows, encoded only when a slice of them is read."""
+        return EncodedRows(self, index, tf)
+
+
+class EncodedRows:
+    """A table's row embeddings as a sliceable sequence computed on demand: a chunked GNN
+    pass (``ClusterGNN.infer``) reads them a chunk at a time, so they never exist for every
+    row of a large table at once."""
+
+    def __init__(self, encoder: RowEncoder, index: int, tf) -> None:
+        self.encoder, self.index, self.tf = encoder, index, tf
+
+    def __len__(self) -> int:
+        return int(self.tf.num_rows)
+
+    def __getitem__(self, rows: slice) -> Tensor:
+        with torch.no_grad():
+            return self.encoder.embed(self.index, self.tf[rows])
+
 
 def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int, transpose: bool = True) -> tuple[Tensor, Tensor | None]:
     """Row-normalized adjacency of one edge type as CSR (n_dst, n_src), plus its transpose.
@@ -219,13 +239,17 @@ class ClusterGNN(nn.Module):
         return h
 
     @torch.no_grad()
-    def infer(self, xs: list[Tensor], adjs: list[tuple[Tensor, Tensor]], chunk: int = 262144) -> list[Tensor]:
+    def infer(self, xs: list, adjs: list[tuple[Tensor, Tensor]], chunk: int = 262144) -> list[Tensor]:
         """``forward`` without gradients, layer by layer in chunks of destination rows: at most
-        two layers' outputs for every row, for a database too large for a full-graph pass."""
-        h = [
-            torch.cat([proj(x[i : i + chunk]) for i in range(0, max(len(x), 1), chunk)])
-            for proj, x in zip(self.in_proj, xs)
-        ]
+        two layers' outputs for every row, for a database too large for a full-graph pass.
+        ``xs[i]`` is any sliceable sequence of rows (a Tensor, or ``RowEncoder.rows`` to
+        encode them a chunk at a time)."""
+        h = []
+        for proj, x in zip(self.in_proj, xs):
+            out = torch.empty((len(x), proj.out_features), device=proj.weight.device)
+            for i in range(0, len(x), chunk):
+                out[i : i + chunk] = proj(x[i : i + chunk])
+            h.append(out)
         for layer in self.layers:
             h = layer.infer(h, adjs, chunk)
         return h

@@ -207,19 +207,24 @@ class _ClusterTrainer:
         self.adj = self.gnn.adjacency(graph, self.dev, transposes=not big)  # big: read by infer only
         self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed) if big else None
 
-    def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list]:
-        """k-means of every table on the current GNN outputs; heads restart from it.
+    def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list | None]:
+        """k-means of every table on the current GNN outputs; heads restart from it. Also the
+        row encoder's outputs, which full-graph steps reuse (None on sampled trees).
 
-        A large database (trained on sampled trees) runs the GNN a chunk of rows at a time,
-        keeps its outputs float32, clusters them a chunk at a time and frees each table's
-        outputs once it is clustered."""
+        A large database (trained on sampled trees) encodes rows and runs the GNN a chunk of
+        rows at a time, never holding every row's encoder outputs, keeps its GNN outputs
+        float32, clusters them a chunk at a time and frees each table's once it is clustered."""
         import torch
 
         chunk = None if self.trees is None else self.config.infer_rows
         with torch.no_grad():
             self.encoder.eval(), self.gnn.eval()
-            embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
-            hs = self.gnn(embs, self.adj) if chunk is None else self.gnn.infer(embs, self.adj, chunk)
+            if chunk is None:
+                embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
+                hs = self.gnn(embs, self.adj)
+            else:
+                embs = None
+                hs = self.gnn.infer([self.encoder.rows(i, tf) for i, tf in enumerate(self.frames)], self.adj, chunk)
             out = []
             for i, (k, head) in enumerate(zip(self.ks, self.heads)):
                 h = hs[i].cpu().numpy()
@@ -314,17 +319,20 @@ def _pretrain(
             f"NMI vs previous round {nmi:.3f}, {history['seconds'][-1]:.1f}s"
         )
 
-    # Final assignment; its encoder pass is the frozen encoder's output.
+    # Final assignment; the frozen encoder's output (its pass, or on sampled trees a pass
+    # after clustering, a table at a time) and the token PCA are the embeddings.
     t0 = time.perf_counter()
     final, embs = trainer.assign(prev)
-    embs = [
-        torch.cat([e, torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)], 1)
-        for e, tt in zip(embs, tokens.table_tokens)
-    ]
     if prev is not None:
         history["nmi"].append(_nmi(tables, prev, final))
     embeddings, centroids, pseudo = {}, {}, {}
-    for t, k, emb, y_np in zip(tables, ks, embs, final):
+    for i, (t, k, tt, y_np) in enumerate(zip(tables, ks, tokens.table_tokens, final)):
+        encoded = trainer.encoder.embed(i, trainer.frames[i]) if embs is None else embs[i]
+        if embs is not None:
+            embs[i] = None
+        pca = torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)
+        emb = torch.cat([encoded, pca], 1)
+        del encoded, pca
         y = torch.as_tensor(y_np, device=dev)
         sums = torch.zeros(k, emb.shape[1], device=dev).index_add_(0, y, emb)
         cnt = torch.bincount(y, minlength=k).clamp(min=1).unsqueeze(1)
