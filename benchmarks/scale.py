@@ -40,7 +40,10 @@ TPCH_TASK = "customer-reorder"
 
 
 class TreeMemory:
-    """Resident memory of a process and all its children, sampled in a thread."""
+    """Resident memory of a process and all its children, sampled in a thread: all of it
+    (``rss``) and its anonymous part (``anon``: resident less file-backed and shared pages).
+    Memory-mapped stage files (tokens) count in ``rss`` while paged in, but they are clean
+    file pages the kernel can drop under pressure; ``anon`` is what the process must hold."""
 
     def __init__(self, pid: int, interval: float) -> None:
         import psutil
@@ -48,6 +51,7 @@ class TreeMemory:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.anon: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -58,13 +62,16 @@ class TreeMemory:
         while not self._stop.is_set():
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
-                rss = 0
+                rss = anon = 0
                 for p in procs:
                     try:
-                        rss += p.memory_info().rss
+                        info = p.memory_info()
                     except psutil.Error:
-                        pass
-                self.samples.append((time.time(), rss))
+                        continue
+                    rss, anon = rss + info.rss, anon + info.rss - info.shared
+                now = time.time()
+                self.samples.append((now, rss))
+                self.anon.append((now, anon))
             except psutil.Error:
                 return
             self._stop.wait(self.interval)
@@ -131,7 +138,8 @@ def measure(database: str, scale: float | None, ratio: str, interval: float) -> 
             peak = mem.peak(start, end)
             stages.append({"stage": stage, "seconds": end - start, "peak_rss": peak, "growth": peak - mem.before(start)})
     return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": commit(),
-            "distill_seconds": wall, "peak_rss": mem.peak(), "stages": stages,
+            "distill_seconds": wall, "peak_rss": mem.peak(), "peak_anon": max((a for _, a in mem.anon), default=0),
+            "stages": stages,
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -148,13 +156,15 @@ def report(rows: list[dict]) -> str:
     gib = 2.0**30
     stage_names = list(dict.fromkeys(s["stage"] for r in rows for s in r["stages"]))
     lines = ["| database | rows | " + " | ".join(f"{s} s (+GiB)" for s in stage_names)
-             + " | distill s | peak GiB | rows/s | commit |",
-             "|---|---:|" + "---:|" * len(stage_names) + "---:|---:|---:|---|"]
+             + " | distill s | peak GiB | peak anon GiB | rows/s | commit |",
+             "|---|---:|" + "---:|" * len(stage_names) + "---:|---:|---:|---:|---|"]
     for r in sorted(rows, key=lambda r: r["rows"]):
         by = {s["stage"]: s for s in r["stages"]}
         cells = [f"{by[s]['seconds']:.0f} (+{by[s]['growth'] / gib:.1f})" if s in by else "-" for s in stage_names]
         lines.append(f"| {r['database']} | {r['rows']:,} | " + " | ".join(cells)
-                     + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | {r['rows'] / r['distill_seconds']:,.0f}"
+                     + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | "
+                     + (f"{r['peak_anon'] / gib:.1f}" if "peak_anon" in r else "-")
+                     + f" | {r['rows'] / r['distill_seconds']:,.0f}"
                      f" | {r['commit']} |")
     tpch = latest_tpch(rows)
     n = [r["rows"] for r in tpch]
@@ -165,7 +175,9 @@ def report(rows: list[dict]) -> str:
         sec = [next(x["seconds"] for x in r["stages"] if x["stage"] == s) for r in have]
         fits.append(f"- {s}: time slope {slope([r['rows'] for r in have], sec):.2f}")
     return ("\n".join(lines) + "\n\nPer stage: seconds (memory the stage added above what the process held when "
-            "it started, GiB). Peak GiB: the whole run's resident memory at its highest. A database measured "
+            "it started, GiB). Peak GiB: the whole run's resident memory at its highest; peak anon GiB: its "
+            "anonymous part (not measured before 2026-12-06), without the memory-mapped tokens the kernel can drop. "
+            "A database measured "
             "again (``--remeasure``) has a row per commit.\n\nFitted log-log slopes against rows on TPC-H, "
             "the latest measurement of each scale (1.0 = linear):\n\n"
             + "\n".join(fits) + "\n")

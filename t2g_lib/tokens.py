@@ -146,16 +146,22 @@ class TokenizedDatabase:
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> "TokenizedDatabase":
         import torch
-        import torch_frame
+        from torch_frame import TensorFrame
         from torch_frame.data.stats import StatType
+        from torch_frame.utils.io import deserialize_feat_dict
 
-        # col_stats hold StatType keys: allow them so torch_frame.load stays weights_only.
+        # col_stats hold StatType keys: allow them so the load stays weights_only.
         torch.serialization.add_safe_globals([StatType])
         path = Path(path)
         meta = json.loads((path / "tokens.json").read_text())
         tokens = []
         for i, tm in enumerate(meta["table_meta"]):
-            frame, col_stats = torch_frame.load(str(path / f"table_{i}.pt"), device=device)
+            # torch_frame.load's steps, memory-mapped: a table's tokens are paged in from the
+            # file as rows are read (a few GiB at TPC-H SF1), and the kernel can drop them
+            # again; copy-on-write, so nothing ever writes to the stored file.
+            tf_dict, col_stats = torch.load(path / f"table_{i}.pt", weights_only=True, mmap=True)
+            tf_dict["feat_dict"] = deserialize_feat_dict(tf_dict.pop("feat_serialized_dict"))
+            frame = TensorFrame(**tf_dict).to(device)
             tokens.append(
                 TableTokens(
                     frame,
