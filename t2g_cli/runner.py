@@ -205,6 +205,8 @@ def run_job(
     stage with its knobs (``knobs``: stage -> run config; Dagster validates them)."""
     from dagster import AssetKey
 
+    from t2g_assets.jobs import CLI_SOURCE, SOURCE_TAG
+
     job = defs.resolve_job_def(job_name)
     selection = None if stages is None else [AssetKey(s) for s in stages]
     result = job.execute_in_process(
@@ -215,7 +217,7 @@ def run_job(
         # the definitions' console logger (Dagster's or the CLI's), and the stages' knobs
         run_config={"loggers": {"console": {}},
                     **knobs_run_config(knobs or {}, stages or job_stages(defs, job_name))},
-        tags={"t2g/source": "cli", SETTINGS_TAG: settings_tag(defs)},
+        tags={SOURCE_TAG: CLI_SOURCE, SETTINGS_TAG: settings_tag(defs)},
     )
     by_stage: dict[str, StageRun] = {}
     for step, start, end, event in step_windows(inst, result.run_id):

@@ -58,3 +58,22 @@ def test_dangling_foreign_key_names_table_column_and_rows(env):
     assert evaluation.passed is False
     assert "order" in evaluation.description and "customer_id" in evaluation.description
     assert "9999" in str(evaluation.metadata["failures"].value)
+
+
+@pytest.mark.parametrize("source", ["cli", None])
+def test_cli_runs_hold_no_stage_values_in_memory(env, source):
+    """``execute_in_process`` keeps every stage's value in memory for its result; a run of
+    ``t2g distill`` (tagged ``t2g/source: cli``) drops each one once it is stored, so a stage
+    never carries the earlier ones' values. Other in-process runs keep theirs."""
+    from dagster import DagsterInvariantViolationError
+
+    job = env.defs().resolve_job_def("distill_database")
+    tags = {"t2g/source": source} if source else {}
+    result = job.execute_in_process(instance=env.instance, partition_key="shop", tags=tags,
+                                    asset_selection=[AssetKey("raw_tables"), AssetKey("validated_schema")])
+    assert result.success
+    if source == "cli":
+        with pytest.raises(DagsterInvariantViolationError):
+            result.output_for_node("validated_schema")
+    else:
+        assert result.output_for_node("validated_schema").tables
