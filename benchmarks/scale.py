@@ -119,6 +119,7 @@ def measure(database: str, scale: float | None, ratio: str, interval: float) -> 
     import pyarrow.parquet as pq
 
     t2g = str(Path(sys.executable).with_name("t2g"))
+    ran_on = commit()  # the code the run imports: the tree may move on while it runs
     with tempfile.TemporaryDirectory(prefix="t2g-scale-") as tmp:
         tmp = Path(tmp)
         home, data = tmp / "home", tmp / "data"
@@ -137,7 +138,7 @@ def measure(database: str, scale: float | None, ratio: str, interval: float) -> 
         for stage, start, end in _stage_windows(home):
             peak = mem.peak(start, end)
             stages.append({"stage": stage, "seconds": end - start, "peak_rss": peak, "growth": peak - mem.before(start)})
-    return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": commit(),
+    return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": ran_on,
             "distill_seconds": wall, "peak_rss": mem.peak(), "peak_anon": max((a for _, a in mem.anon), default=0),
             "stages": stages,
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from relbench.base import Database
 
+from t2g_lib.feature_codec import ProjectedRows
 from t2g_lib.graph import SyntheticGraph
 from t2g_lib.kernels import Kernel, get_kernel
 from t2g_lib.krr_config import KRRConfig
@@ -219,10 +220,10 @@ def distill_features(
     pseudo_rng = np.random.default_rng([config.seed, 1])  # own stream: beta=0 keeps task batches
     kernel: Kernel = get_kernel(config.kernel, **config.kernel_params)
     sampler = TemporalSampler(db, config.num_neighbors)
-    # Real rows are read as the evaluation model reads them: through the codec's projection.
-    feats = {t: torch.as_tensor(np.asarray(features[t] if structure.codec is None
-                                           else structure.codec.project(t, features[t])), dtype=torch.float32)
-             for t in gs.tables}
+    # Real rows are read as the evaluation model reads them: through the codec's projection,
+    # applied to the rows a sample gathers.
+    feats = {t: torch.as_tensor(np.asarray(features[t]), dtype=torch.float32) if structure.codec is None
+             else ProjectedRows(structure.codec, t, features[t]) for t in gs.tables}
     ent_nt = gs.node_type(task.entity_table)
 
     def embed(table: str, rows: np.ndarray, times: np.ndarray) -> torch.Tensor:
