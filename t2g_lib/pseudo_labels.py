@@ -33,6 +33,16 @@ def sq_dists(x: np.ndarray, c: np.ndarray, chunk: int | None = None) -> np.ndarr
     return out
 
 
+def cluster_sums(labels: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
+    """(k, D) float64 sums of the rows of ``x`` in each cluster: ``np.add.at``'s result (same
+    order, same precision) a column at a time through ``np.bincount``, which on TPC-H SF1 was
+    a fifth of pretraining's time as ``np.add.at``."""
+    out = np.empty((k, x.shape[1]))
+    for j in range(x.shape[1]):
+        out[:, j] = np.bincount(labels, weights=x[:, j], minlength=k)
+    return out
+
+
 def capacity_assign(d: np.ndarray, cap: int) -> np.ndarray:
     """Nearest-centroid assignment where a cluster takes at most ``cap`` rows.
 
@@ -102,9 +112,7 @@ def balanced_kmeans(
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
         if init_labels is not None:
             counts = np.bincount(init_labels, minlength=k)
-            init = np.zeros((k, x.shape[1]))
-            np.add.at(init, init_labels, x)
-            init /= np.maximum(counts, 1)[:, None]
+            init = cluster_sums(init_labels, x, k) / np.maximum(counts, 1)[:, None]
             empty = np.flatnonzero(counts == 0)  # clusters the warm start lost: random rows
             init[empty] = x[rng.choice(n, size=len(empty), replace=False)]
             km = KMeans(k, init=init, n_init=1, random_state=seed)
@@ -186,8 +194,7 @@ def cluster_table(
         zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, init_labels, chunk
     )
     dims = proj.shape[1]
-    mu = np.zeros((k, dims))
-    np.add.at(mu, labels, zn)
+    mu = cluster_sums(labels, zn, k)
     mu /= np.maximum(np.linalg.norm(mu, axis=1, keepdims=True), 1e-12)
     scale = HEAD_TEMPERATURE / math.sqrt(max(dims, 1))  # |z| ~ sqrt(dims)
     weight = scale * (proj @ mu.T).T
