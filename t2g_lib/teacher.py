@@ -51,9 +51,12 @@ class TeacherLabels:
 
 
 def _fold_predictions(kind, x: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, rows: np.ndarray,
-                      seed: int) -> np.ndarray:
-    """The teacher fitted on ``fit_rows`` predicting ``rows`` (only those: prediction is per
-    row); a constant (the fitted rows' mean) when they hold one class or too few rows to fit."""
+                      seed: int, max_fit: int | None = None) -> np.ndarray:
+    """The teacher fitted on ``fit_rows`` (at most ``max_fit`` of them, drawn with ``seed``)
+    predicting ``rows`` (only those: prediction is per row); a constant (the fitted rows'
+    mean) when they hold one class or too few rows to fit."""
+    if max_fit is not None and len(fit_rows) > max_fit:
+        fit_rows = np.sort(np.random.default_rng([seed, 5]).choice(fit_rows, size=max_fit, replace=False))
     y_fit = y[fit_rows]
     if len(y_fit) < 20 or (kind == BINARY and len(np.unique(y_fit)) < 2):
         return np.full(len(rows), float(np.mean(y_fit)) if len(y_fit) else 0.5)
@@ -92,7 +95,8 @@ def teacher_labels(
     soft = np.empty(len(y), dtype=np.float64)
     for fold in range(folds):
         held_out = group == fold
-        soft[held_out] = _fold_predictions(kind, x, y, np.flatnonzero(~held_out), np.flatnonzero(held_out), seed)
+        soft[held_out] = _fold_predictions(kind, x, y, np.flatnonzero(~held_out), np.flatnonzero(held_out), seed,
+                                           config.fit_rows)
     quality = float(score(kind, y, soft)[metric]) if kind != BINARY or len(np.unique(y)) == 2 else float("nan")
     soft = config.weight * soft + (1.0 - config.weight) * y
     seconds = time.perf_counter() - started

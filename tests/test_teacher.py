@@ -77,3 +77,16 @@ def test_more_folds_and_a_weight_below_one_blend_the_hard_labels_in():
     np.testing.assert_array_equal(hard_only.soft, hard)
     with pytest.raises(ValueError, match="folds >= 2"):
         teacher_labels(db, task, TYPES, set(), TeacherConfig(folds=1))
+
+
+def test_a_fold_fits_on_at_most_fit_rows_labels_and_still_labels_every_example():
+    """Above ``fit_rows`` a fold's model is fitted on a seeded draw of its labels: every train
+    label is still predicted, the draw is the same for the same seed, and a cap above the
+    labels leaves the teacher as it was."""
+    db, task = _fixture()
+    whole = teacher_labels(db, task, TYPES, set())
+    assert np.array_equal(teacher_labels(db, task, TYPES, set(), TeacherConfig(fit_rows=len(task.train))).soft, whole.soft)
+    capped = teacher_labels(db, task, TYPES, set(), TeacherConfig(fit_rows=300))
+    assert capped.soft.shape == whole.soft.shape and not np.array_equal(capped.soft, whole.soft)
+    assert capped.score > 0.85  # 300 labels still teach the count
+    np.testing.assert_array_equal(teacher_labels(db, task, TYPES, set(), TeacherConfig(fit_rows=300)).soft, capped.soft)
