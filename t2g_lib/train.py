@@ -22,7 +22,7 @@ from torch_geometric.data import HeteroData
 
 from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.graph import GraphSchema, SyntheticGraph
-from t2g_lib.layer_trim import TrimmedGraph, batch_inputs, model_inputs
+from t2g_lib.layer_trim import EdgesByDst, TrimmedGraph, batch_inputs, model_inputs
 from t2g_lib.metrics import BINARY, MULTICLASS, REGRESSION, is_better, primary_metric, score, task_kind
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.models import HeteroGNN, ModelSpec, build_model
@@ -406,12 +406,14 @@ def train_distilled(
     # each layer computes only what reaches a labelled example (``layer_trim``)
     rng = np.random.default_rng(seed)
     n, size = len(index), recipe.batch_size_for(model_name)
-    parts, inputs = [np.arange(n)], model_inputs
+    parts, inputs, by_dst = [np.arange(n)], model_inputs, None
     if size is not None and n > size:
         order = rng.permutation(n)
         parts, inputs = [np.sort(order[i : i + size]) for i in range(0, n, size)], batch_inputs
+        by_dst = EdgesByDst({et: (ei[0].cpu().numpy(), ei[1].cpu().numpy()) for et, ei in edge_index_dict.items()},
+                            {nt: int(v.shape[0]) for nt, v in x_dict.items()})
     batches = [(inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
-                       spec.num_layers), target[torch.as_tensor(p)]) for p in parts]
+                       spec.num_layers, by_dst), target[torch.as_tensor(p)]) for p in parts]
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     queue: list[int] = []
 

@@ -103,3 +103,28 @@ def test_a_batch_for_han_is_its_seeds_reach_uncut_per_layer() -> None:
     with torch.no_grad():
         assert torch.isfinite(cut.outputs(model, seed_type)).all()
     assert batch_inputs("sage", sub.x_dict, sub.edge_index_dict, ages, seed_type, seeds, 2).layers is not None
+
+
+def test_edges_grouped_by_destination_give_the_same_cut() -> None:
+    """A graph cut for many mini-batches reads the edges into each batch's reach through
+    ``EdgesByDst``: every batch gets exactly the rows, order and edges of a pass over all edges."""
+    from t2g_lib.layer_trim import EdgesByDst
+
+    *_, graph = _histories([0, 1, 2, 3, 4])
+    data = graph.to_hetero()
+    seed_type = graph.schema.node_type(ENTITY)
+    ex = unroll(data.x_dict, data.edge_index_dict, _ages(data), seed_groups(graph), seed_type,
+                list(SPEC.num_neighbors), SPEC.num_layers)
+    by_dst = EdgesByDst({et: (e[0].numpy(), e[1].numpy()) for et, e in ex.edge_index.items()},
+                        {nt: v.shape[0] for nt, v in ex.x.items()})
+    for seeds in (ex.seed[:3], ex.seed[2::2], ex.seed):
+        a = trim_to_seeds(ex.x, ex.edge_index, ex.ages, seed_type, seeds, SPEC.num_layers)
+        b = trim_to_seeds(ex.x, ex.edge_index, ex.ages, seed_type, seeds, SPEC.num_layers, by_dst)
+        assert torch.equal(a.seed, b.seed) and a.x.keys() == b.x.keys()
+        assert all(torch.equal(a.x[nt], b.x[nt]) for nt in a.x) and a.ages.keys() == b.ages.keys()
+        for nt in a.ages:  # untimed rows' ages are NaN
+            torch.testing.assert_close(b.ages[nt], a.ages[nt], rtol=0, atol=0, equal_nan=True)
+        for la, lb in zip(a.layers, b.layers):
+            assert la.size == lb.size and la.edge_index.keys() == lb.edge_index.keys()
+            assert all(torch.equal(la.edge_index[et], lb.edge_index[et]) for et in la.edge_index)
+    assert sum(len(c.edge_index) for c in a.layers) > 0
