@@ -58,3 +58,23 @@ def test_release_freed_memory_finds_glibcs_trim() -> None:
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert _malloc_trim() is not None
     assert isinstance(release_freed_memory(), bool)
+
+
+def test_releasing_pyarrows_pool_keeps_live_arrays() -> None:
+    """The hook hands PyArrow's unused pages back (what it frees was measured on TPC-H SF0.3:
+    0.7 GiB after column_tokens); arrays still alive keep their memory and values."""
+    import numpy as np
+    import pyarrow as pa
+
+    from t2g_lib.memory import release_freed_memory
+
+    import pyarrow.compute as pc
+
+    pool = pa.default_memory_pool()
+    kept = pc.add(pa.array(np.arange(1_000_000, dtype=np.int64)), 0)  # computed: allocated in the pool
+    dropped = [pc.add(pa.array(np.arange(i, i + 100_000, dtype=np.float64)), 1.0) for i in range(50)]
+    live = pool.bytes_allocated()
+    del dropped
+    release_freed_memory()
+    assert pool.bytes_allocated() < live and pool.bytes_allocated() >= kept.nbytes
+    assert kept[999_999].as_py() == 999_999 and kept.sum().as_py() == 999_999 * 1_000_000 // 2
