@@ -10,28 +10,29 @@ CLI_SOURCE = "cli"  # ``t2g distill``'s runs: one process, ``execute_in_process`
 
 
 def _drop_captured_output(context: HookContext) -> None:
-    """Forget this stage's value in the run's in-memory output capture.
+    """In a run of ``t2g distill``, forget this stage's value in the run's output capture.
 
     ``execute_in_process`` keeps every stage's value in memory until the run ends, so that
     its result can hand them out; ``t2g distill`` never asks, and on TPC-H SF1 those values
     (the tokens, the pretraining's embeddings) held about 6 GiB through every later stage.
-    Dagster has no public switch for it: the capture is reached through the hook's step
-    context, and where a Dagster version lays it out otherwise nothing is dropped."""
+    Dagster has no public switch for it (``core_execute_in_process`` takes one, but
+    ``execute_in_process`` always sets it): the run's tags and the capture are read from the
+    hook's step context, and where a Dagster version lays them out otherwise nothing is
+    dropped. Other runs keep theirs: tests read them from ``materialize``'s result."""
     step = getattr(context, "_step_execution_context", None)
+    tags = getattr(getattr(step, "dagster_run", None), "tags", None) or {}
     capture = getattr(step, "output_capture", None)
-    if isinstance(capture, dict):
-        for handle in [h for h in capture if getattr(h, "step_key", None) == context.step_key]:
-            del capture[handle]
+    if tags.get(SOURCE_TAG) != CLI_SOURCE or not isinstance(capture, dict):
+        return
+    for handle in [h for h in capture if getattr(h, "step_key", None) == context.step_key]:
+        del capture[handle]
 
 
 @success_hook(name="release_freed_memory")
 def release_memory(context: HookContext) -> None:
     """After every stage: in a one-process run the next stage starts without the last one's
-    value or its freed pages (``t2g_lib.memory``). Runs of ``t2g distill`` only drop the
-    value: tests read theirs from ``materialize``'s result."""
-    run = context.instance.get_run_by_id(context.run_id)
-    if run is not None and run.tags.get(SOURCE_TAG) == CLI_SOURCE:
-        _drop_captured_output(context)
+    value (``t2g distill``'s runs) or its freed pages (``t2g_lib.memory``)."""
+    _drop_captured_output(context)
     release_freed_memory()
 
 

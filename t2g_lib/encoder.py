@@ -99,8 +99,7 @@ class EncodedRows:
         return int(self.tf.num_rows)
 
     def __getitem__(self, rows: slice) -> Tensor:
-        with torch.no_grad():
-            return self.encoder.embed(self.index, self.tf[rows])
+        return self.encoder.embed(self.index, self.tf[rows])
 
 
 def mean_adjacency(edge_index: Tensor, n_src: int, n_dst: int, transpose: bool = True) -> tuple[Tensor, Tensor | None]:

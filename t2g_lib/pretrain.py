@@ -327,9 +327,7 @@ def _pretrain(
         history["nmi"].append(_nmi(tables, prev, final))
     embeddings, centroids, pseudo = {}, {}, {}
     for i, (t, k, tt, y_np) in enumerate(zip(tables, ks, tokens.table_tokens, final)):
-        encoded = trainer.encoder.embed(i, trainer.frames[i]) if embs is None else embs[i]
-        if embs is not None:
-            embs[i] = None
+        encoded = trainer.encoder.embed(i, trainer.frames[i]) if embs is None else embs.pop(0)
         pca = torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)
         emb = torch.cat([encoded, pca], 1)
         del encoded, pca
