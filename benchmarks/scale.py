@@ -80,15 +80,15 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
 
-    def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
-        """The largest sample in [start, end], or the last one before it for a step shorter
-        than the sampling interval."""
-        inside = [r for t, r in self.samples if start <= t <= end]
-        return max(inside) if inside else self.before(start)
+    def peak(self, start: float = 0.0, end: float = float("inf"), anon: bool = False) -> int:
+        """The largest sample (of ``anon`` memory if set) in [start, end], or the last one
+        before it for a step shorter than the sampling interval."""
+        inside = [r for t, r in (self.anon if anon else self.samples) if start <= t <= end]
+        return max(inside) if inside else self.before(start, anon)
 
-    def before(self, start: float) -> int:
+    def before(self, start: float, anon: bool = False) -> int:
         """The last sample before ``start`` (0 before any)."""
-        return next((r for t, r in reversed(self.samples) if t < start), 0)
+        return next((r for t, r in reversed(self.anon if anon else self.samples) if t < start), 0)
 
 
 def _monitored(cmd: list[str], env: dict[str, str], interval: float) -> tuple[float, TreeMemory, str]:
@@ -137,9 +137,10 @@ def measure(database: str, scale: float | None, ratio: str, interval: float) -> 
                                   interval)
         for stage, start, end in _stage_windows(home):
             peak = mem.peak(start, end)
-            stages.append({"stage": stage, "seconds": end - start, "peak_rss": peak, "growth": peak - mem.before(start)})
+            stages.append({"stage": stage, "seconds": end - start, "peak_rss": peak, "growth": peak - mem.before(start),
+                           "peak_anon": mem.peak(start, end, anon=True)})
     return {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": ran_on,
-            "distill_seconds": wall, "peak_rss": mem.peak(), "peak_anon": max((a for _, a in mem.anon), default=0),
+            "distill_seconds": wall, "peak_rss": mem.peak(), "peak_anon": mem.peak(anon=True),
             "stages": stages,
             "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
 

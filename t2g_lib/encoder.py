@@ -14,6 +14,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from t2g_lib.scratch import scratch_tensor
 from t2g_lib.tokens import TokenizedDatabase
 
 EdgeType = tuple[str, str, str]
@@ -183,7 +184,7 @@ class _HeteroSAGELayer(nn.Module):
         and output, memory holds one chunk's messages, never a relation's for every row."""
         out = []
         for d, (lin, norm, x) in enumerate(zip(self.self_lin, self.norms, h)):
-            res = torch.empty_like(x)
+            res = scratch_tensor(tuple(x.shape), x.dtype, x.device)
             for start in range(0, len(x), chunk):
                 stop = min(start + chunk, len(x))
                 o = lin(x[start:stop])
@@ -239,13 +240,14 @@ class ClusterGNN(nn.Module):
 
     @torch.no_grad()
     def infer(self, xs: list, adjs: list[tuple[Tensor, Tensor]], chunk: int = 262144) -> list[Tensor]:
-        """``forward`` without gradients, layer by layer in chunks of destination rows: at most
-        two layers' outputs for every row, for a database too large for a full-graph pass.
-        ``xs[i]`` is any sliceable sequence of rows (a Tensor, or ``RowEncoder.rows`` to
-        encode them a chunk at a time)."""
+        """``forward`` without gradients, layer by layer in chunks of destination rows, for a
+        database too large for a full-graph pass: at most two layers' outputs for every row,
+        in scratch files (``t2g_lib.scratch``), not anonymous memory. ``xs[i]`` is any
+        sliceable sequence of rows (a Tensor, or ``RowEncoder.rows`` to encode them a chunk
+        at a time)."""
         h = []
         for proj, x in zip(self.in_proj, xs):
-            out = torch.empty((len(x), proj.out_features), device=proj.weight.device)
+            out = scratch_tensor((len(x), proj.out_features), device=proj.weight.device)
             for i in range(0, len(x), chunk):
                 out[i : i + chunk] = proj(x[i : i + chunk])
             h.append(out)

@@ -120,6 +120,7 @@ def balanced_kmeans(
             km = KMeans(k, n_init=n_init, random_state=seed)
         c = km.fit(x[fit_rows]).cluster_centers_
         for _ in range(k):
+            d = None  # the last pass's distances go before the next pass's are allocated
             d = sq_dists(x, c, chunk)
             labels = d.argmin(1)
             counts = np.bincount(labels, minlength=k)
@@ -135,7 +136,12 @@ def balanced_kmeans(
                 c[big], c[int(counts.argmin())] = halves
             else:
                 break
-        return capacity_assign(sq_dists(x, c, chunk), cap)
+        else:  # every pass moved a centroid: distances to the final ones
+            d = None
+            d = sq_dists(x, c, chunk)
+        # A break leaves ``c`` as ``d`` measured it: the capacity-limited assignment reads
+        # that pass's distances instead of computing and holding a second copy.
+        return capacity_assign(d, cap)
 
 
 def whitening(x: np.ndarray, dims: int, max_rows: int) -> tuple[np.ndarray, np.ndarray]:

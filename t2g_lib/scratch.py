@@ -1,0 +1,31 @@
+"""Scratch arrays in files: a large database's per-row intermediates, memory-mapped.
+
+A GNN layer's outputs for every row of TPC-H SF1 take 2.2 GiB and a chunked pass holds two
+layers at once. In anonymous memory the process must hold them; in a file mapping they are
+page cache, which the kernel writes out and drops when memory runs short, so the pass runs in
+whatever memory the machine has and only gets slower. The file is unlinked at creation
+(nothing is left behind if the process dies) and freed when the array is. Files go to the
+temporary directory (``TMPDIR``): on a disk, not a RAM-backed tmpfs, or nothing is gained.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import torch
+
+
+def scratch_tensor(shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """An uninitialized tensor of ``shape``: on the CPU backed by an unlinked temporary file,
+    elsewhere (a GPU) ordinary device memory."""
+    device = torch.device(device)
+    nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    if device.type != "cpu" or nbytes == 0:
+        return torch.empty(shape, dtype=dtype, device=device)
+    with tempfile.TemporaryFile(prefix="t2g-scratch-") as f:
+        f.truncate(nbytes)
+        # The mapping keeps the unlinked file alive after ``f`` closes, until the array goes.
+        mapped = np.memmap(f, dtype=torch.empty((), dtype=dtype).numpy().dtype, mode="r+", shape=shape)
+    return torch.from_numpy(mapped)
