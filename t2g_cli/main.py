@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,15 +165,18 @@ def _distill(
         DATABASE_JOB, TASK_JOB, chain_stages, instance, job_stages, register, run_job, stale_stages,
     )
 
-    defs = build_definitions(
-        data_dir=str(data_dir().resolve()),
-        storage_dir=str(storage.resolve()) if storage else None,
-        seed=seed,
-        eval_models=[m.strip() for m in models.split(",") if m.strip()],
-        eval_epochs=epochs,
-        utility_floor=floor,
-        loggers=None if verbose else {"console": console.quiet_console},
-    )
+    settings = {
+        "data_dir": str(data_dir().resolve()),
+        "storage_dir": str(storage.resolve()) if storage else None,
+        "seed": seed,
+        "eval_models": [m.strip() for m in models.split(",") if m.strip()],
+        "eval_epochs": epochs,
+        "utility_floor": floor,
+    }
+    defs = build_definitions(**settings, loggers=None if verbose else {"console": console.quiet_console})
+    # T2G_EXECUTOR=dask: the runs go through the definitions' Dask executor, whose workers
+    # rebuild the same definitions; otherwise every stage runs in this process.
+    rebuild = json.dumps({**settings, "quiet": not verbose}) if os.environ.get("T2G_EXECUTOR") == "dask" else None
     knobs = _read_knobs(config, defs) if config else {}
     inst = instance()
     register(inst, dataset, [task_budget_key(task, budget)])
@@ -184,9 +188,9 @@ def _distill(
         typer.echo(f"up to date for {dataset!r} (same source, code and settings), reused: {', '.join(reused)}")
     console.current = console.StageProgress(len(database_stages) + len(task_stages))
     try:
-        runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages, knobs)] if database_stages else []
+        runs = [run_job(defs, DATABASE_JOB, dataset, inst, database_stages, knobs, rebuild)] if database_stages else []
         if all(r.success for r in runs):
-            runs.append(run_job(defs, TASK_JOB, key, inst, task_stages, knobs))
+            runs.append(run_job(defs, TASK_JOB, key, inst, task_stages, knobs, rebuild))
     except DagsterInvalidConfigError as exc:  # a knob of the wrong name or type
         _fail(f"{config}: {exc}")
     finally:

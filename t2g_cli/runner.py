@@ -198,27 +198,60 @@ def step_windows(inst, run_id: str) -> list[tuple[str, float, float, Any]]:
     return windows
 
 
+def rebuilt_job(job_name: str, definitions: str):
+    """``job_name`` of the definitions that ``build_definitions(**json.loads(definitions))``
+    makes (``"quiet": true`` for the CLI's console): how a process that did not build them,
+    a Dask worker running a step, gets the job ``t2g distill`` runs."""
+    from t2g_assets.definitions import build_definitions
+    from t2g_cli.console import quiet_console
+
+    kwargs = json.loads(definitions)
+    loggers = {"console": quiet_console} if kwargs.pop("quiet", False) else None
+    return build_definitions(**kwargs, loggers=loggers).resolve_job_def(job_name)
+
+
+def partition_tags(job, partition_key: str) -> dict[str, str]:
+    """The run tags naming ``partition_key`` (and its dimensions) for ``job``."""
+    return dict(job.partitioned_config.get_tags_for_partition_key(partition_key, job_name=job.name))
+
+
 def run_job(
     defs, job_name: str, partition_key, inst, stages: Optional[list[str]] = None, knobs: Optional[dict] = None,
+    rebuild: Optional[str] = None,
 ) -> JobRun:
     """One run of ``job_name`` for ``partition_key`` (all its stages unless ``stages``), each
-    stage with its knobs (``knobs``: stage -> run config; Dagster validates them)."""
-    from dagster import AssetKey
+    stage with its knobs (``knobs``: stage -> run config; Dagster validates them).
+
+    By default in this process (``execute_in_process``). With ``rebuild`` (the JSON of
+    ``build_definitions``' arguments, see ``rebuilt_job``) through the definitions' own
+    executor (``execute_job``): Dask's, where ``T2G_EXECUTOR=dask`` sets it."""
+    from contextlib import nullcontext
+
+    from dagster import AssetKey, build_reconstructable_job, execute_job
 
     from t2g_assets.jobs import CLI_SOURCE, SOURCE_TAG
 
     job = defs.resolve_job_def(job_name)
     selection = None if stages is None else [AssetKey(s) for s in stages]
-    result = job.execute_in_process(
-        instance=inst,
-        partition_key=partition_key,
-        asset_selection=selection,
-        raise_on_error=False,
-        # the definitions' console logger (Dagster's or the CLI's), and the stages' knobs
-        run_config={"loggers": {"console": {}},
-                    **knobs_run_config(knobs or {}, stages or job_stages(defs, job_name))},
-        tags={SOURCE_TAG: CLI_SOURCE, SETTINGS_TAG: settings_tag(defs)},
-    )
+    # the definitions' console logger (Dagster's or the CLI's), and the stages' knobs
+    run_config = {"loggers": {"console": {}}, **knobs_run_config(knobs or {}, stages or job_stages(defs, job_name))}
+    tags = {SOURCE_TAG: CLI_SOURCE, SETTINGS_TAG: settings_tag(defs)}
+    if rebuild is None:
+        running = nullcontext(job.execute_in_process(
+            instance=inst, partition_key=partition_key, asset_selection=selection, raise_on_error=False,
+            run_config=run_config, tags=tags,
+        ))
+    else:
+        running = execute_job(
+            build_reconstructable_job(__name__, rebuilt_job.__name__, (job_name, rebuild)), inst,
+            run_config=run_config, tags={**tags, **partition_tags(job, partition_key)}, asset_selection=selection,
+        )
+    with running as result:
+        return _job_run(defs, job_name, inst, result)
+
+
+def _job_run(defs, job_name: str, inst, result) -> JobRun:
+    """What a finished run did, stage by stage, from its result and event log."""
     by_stage: dict[str, StageRun] = {}
     for step, start, end, event in step_windows(inst, result.run_id):
         error = root_error(event.event_specific_data.error) if event.is_step_failure else None

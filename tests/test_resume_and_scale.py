@@ -84,3 +84,35 @@ def test_database_chain_runs_on_a_two_worker_dask_cluster(env, signals_ignored):
         with Client(cluster) as client:
             assert set(client.run(_sigterm_handler).values()) == {signal.SIG_DFL}
     assert set(env.stages("database")) <= materialized
+
+
+def test_distill_command_runs_its_stages_on_dask_workers(tmp_path, monkeypatch):
+    """``T2G_EXECUTOR=dask t2g distill`` runs both jobs through the Dask executor: every stage
+    runs in a worker process (rebuilt from the command's settings), none in the command's."""
+    import os
+
+    from dagster import DagsterInstance
+    from typer.testing import CliRunner
+
+    from shop import quick_knobs
+    from t2g_cli.main import app
+
+    make_shop(tmp_path / "data" / "shop")
+    (tmp_path / "home").mkdir()
+    for name, value in {"T2G_DATA_DIR": tmp_path / "data", "DAGSTER_HOME": tmp_path / "home",
+                        "T2G_EXECUTOR": "dask", "T2G_DASK_MEMORY_LIMIT": "3GiB"}.items():
+        monkeypatch.setenv(name, str(value))
+    result = CliRunner().invoke(
+        app, ["distill", "shop", "churn", "--ratio", "0.2", "--out", str(tmp_path / "storage"), *quick_knobs(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "distilled database:" in result.output
+    with DagsterInstance.get() as inst:
+        runs = [r for r in inst.get_runs() if r.job_name in ("distill_database", "distill_task")]
+        pids = {e.dagster_event.pid for r in runs for e in inst.all_logs(r.run_id)
+                if e.dagster_event is not None and e.dagster_event.is_step_start}
+        steps = {e.step_key for r in runs for e in inst.all_logs(r.run_id)
+                 if e.dagster_event is not None and e.dagster_event.is_step_success}
+    assert len(runs) == 2
+    assert {"column_tokens", "cluster_pretraining", "distilled_features", "distilled_database"} <= steps
+    assert pids and os.getpid() not in pids
