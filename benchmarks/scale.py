@@ -161,6 +161,19 @@ def _stage_windows(dagster_home: Path) -> list[tuple[str, float, float]]:
                 for step, start, end, _ in step_windows(inst, run.run_id)]
 
 
+def _krr_outcome(dagster_home: Path) -> dict:
+    """What the KRR stage did (its materialization's ``kept``, ``best_step``, ``conceded_at``):
+    a run that concedes to the herding coreset early stops sooner, so its time says so."""
+    from dagster import AssetKey, DagsterInstance
+
+    with DagsterInstance.from_config(str(dagster_home)) as inst:
+        event = inst.get_latest_materialization_event(AssetKey("distilled_features"))
+    if event is None or event.asset_materialization is None:
+        return {}
+    meta = event.asset_materialization.metadata
+    return {k: meta[k].value for k in ("kept", "best_step", "conceded_at") if k in meta}
+
+
 def measure(database: str, scale: float | None, ratio: str, interval: float,
             executor: str = "in-process", memory_limit: int | None = None) -> dict:
     """One database end to end in fresh folders: per stage seconds and peak memory, with the
@@ -198,6 +211,7 @@ def measure(database: str, scale: float | None, ratio: str, interval: float,
         finally:
             if cap:
                 cap.close()
+        krr = _krr_outcome(home)
         start = mem.samples[0][0] if mem.samples else time.time()
         for stage, begin, end in _stage_windows(home):
             peak = mem.peak(begin, end)
@@ -206,7 +220,7 @@ def measure(database: str, scale: float | None, ratio: str, interval: float,
     row = {"database": name, "scale": scale, "rows": rows, "ratio": ratio, "commit": ran_on,
            "executor": executor, "memory_limit": memory_limit, "cgroup_peak": cgroup_peak,
            "distill_seconds": wall, "peak_rss": mem.peak(), "peak_anon": mem.peak(anon=True),
-           "stages": stages, "timeline": mem.timeline(TIMELINE_STEP),
+           "stages": stages, "timeline": mem.timeline(TIMELINE_STEP), "krr": krr,
            "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M")}
     if status != 0:
         last = out.strip().splitlines()[-1][-300:] if out.strip() else ""
@@ -230,14 +244,22 @@ def run_kind(r: dict) -> str:
     return kind + (" **FAILED**" if "failed" in r else "")
 
 
+def krr_text(krr: dict | None) -> str:
+    """The KRR stage's outcome in a cell ("-" where the row did not record it)."""
+    if not krr:
+        return "-"
+    conceded = f", conceded at step {krr['conceded_at']}" if krr.get("conceded_at") is not None else ""
+    return f"{krr.get('kept', '?')} (step {krr.get('best_step', '?')}{conceded})"
+
+
 def report(rows: list[dict]) -> str:
     if not rows:
         return "No rows yet.\n"
     gib = 2.0**30
     stage_names = list(dict.fromkeys(s["stage"] for r in rows for s in r["stages"]))
     lines = ["| database | rows | run | " + " | ".join(f"{s} s (+GiB)" for s in stage_names)
-             + " | distill s | peak GiB | peak anon GiB | cgroup peak GiB | rows/s | commit |",
-             "|---|---:|---|" + "---:|" * len(stage_names) + "---:|---:|---:|---:|---:|---|"]
+             + " | distill s | peak GiB | peak anon GiB | cgroup peak GiB | rows/s | KRR kept | commit |",
+             "|---|---:|---|" + "---:|" * len(stage_names) + "---:|---:|---:|---:|---:|---|---|"]
     for r in sorted(rows, key=lambda r: r["rows"]):
         by = {s["stage"]: s for s in r["stages"]}
         cells = [f"{by[s]['seconds']:.0f} (+{by[s]['growth'] / gib:.1f})" if s in by else "-" for s in stage_names]
@@ -245,7 +267,7 @@ def report(rows: list[dict]) -> str:
                      + f" | {r['distill_seconds']:.0f} | {r['peak_rss'] / gib:.1f} | "
                      + (f"{r['peak_anon'] / gib:.1f}" if "peak_anon" in r else "-")
                      + (f" | {r['cgroup_peak'] / gib:.1f}" if r.get("cgroup_peak") else " | -")
-                     + f" | {r['rows'] / r['distill_seconds']:,.0f}"
+                     + f" | {r['rows'] / r['distill_seconds']:,.0f} | {krr_text(r.get('krr'))}"
                      f" | {r['commit']} |")
     anon_rows = [r for r in rows if any("peak_anon" in s for s in r["stages"])]
     anon = []
