@@ -46,8 +46,11 @@ class PretrainConfig:
     the other rows reuse their embeddings from the round's k-means pass (historical
     embeddings), which keeps a Lahman-size step to seconds without changing the graph.
     A database of more than ``full_graph_rows`` rows trains instead on ``tree_steps`` steps
-    per epoch over sampled trees of ``tree_seeds`` rows per table (``pretrain_trees.py``),
-    and its k-means passes run the GNN layer by layer on ``infer_rows`` rows at a time.
+    per epoch over sampled trees of ``tree_seeds`` rows per table (``pretrain_trees.py``);
+    its rounds' k-means label a pool of ``round_rows`` rows per table, drawn once, from their
+    outputs over the same trees, and the steps draw their seeds from the pools. Only the
+    final k-means labels every row, running the GNN layer by layer on ``infer_rows`` rows
+    at a time.
     """
 
     dim: int = 32
@@ -66,7 +69,8 @@ class PretrainConfig:
     tree_seeds: int = 1024  # per table and step, on sampled trees
     tree_neighbors: list[int] = field(default_factory=lambda: [4, 4])  # children per relation per hop
     tree_steps: int = 4  # optimizer steps per epoch on sampled trees
-    infer_rows: int = 262144  # above full_graph_rows, k-means passes run the GNN this many rows at a time
+    infer_rows: int = 262144  # above full_graph_rows, the final k-means pass runs the GNN this many rows at a time
+    round_rows: int = 50_000  # above full_graph_rows, the rounds' k-means label this many rows per table
     seed: int = 0
 
     @property
@@ -207,38 +211,60 @@ class _ClusterTrainer:
         self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.gnn.parameters()], lr=config.lr)
         big = sum(tt.n_rows for tt in tokens.table_tokens) > config.full_graph_rows
         self.adj = self.gnn.adjacency(graph, self.dev, transposes=not big)  # big: read by infer only
-        self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed) if big else None
+        self.pool, self.trees = None, None
+        if big:  # the rounds label a pool of rows per table, drawn once (``pretrain_trees``)
+            rng = np.random.default_rng([config.seed, 12])
+            self.pool = [np.sort(rng.choice(tt.n_rows, config.round_rows, replace=False))
+                         if tt.n_rows > config.round_rows else np.arange(tt.n_rows) for tt in tokens.table_tokens]
+            self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed, self.pool)
 
-    def assign(self, prev: list[np.ndarray] | None) -> tuple[list[np.ndarray], list | None]:
+    def assign(self, prev: list[np.ndarray] | None, final: bool = False) -> tuple[list[np.ndarray], list | None]:
         """k-means of every table on the current GNN outputs; heads restart from it. Also the
         row encoder's outputs, which full-graph steps reuse (None on sampled trees).
 
-        A large database (trained on sampled trees) encodes rows and runs the GNN a chunk of
-        rows at a time, never holding every row's encoder outputs, keeps its GNN outputs
-        float32, clusters them a chunk at a time and frees each table's once it is clustered."""
+        A large database (trained on sampled trees) labels only its pools in a round, from
+        their outputs over sampled trees, and ``prev`` labels the pools. Its ``final``
+        assignment labels every row: it encodes rows and runs the GNN a chunk of rows at a
+        time, never holding every row's encoder outputs, keeps its GNN outputs float32,
+        clusters them a chunk at a time (warm-started from the pools' labels) and frees each
+        table's once it is clustered."""
         import torch
 
-        chunk = None if self.trees is None else self.config.infer_rows
+        chunk = None if self.trees is None or not final else self.config.infer_rows
+        embs = None
         with torch.no_grad():
             self.encoder.eval(), self.gnn.eval()
-            if chunk is None:
+            if self.trees is None:
                 embs = [self.encoder.embed(i, tf) for i, tf in enumerate(self.frames)]
                 hs = self.gnn(embs, self.adj)
-            else:
-                embs = None
+            elif final:
                 hs = self.gnn.infer([self.encoder.rows(i, tf) for i, tf in enumerate(self.frames)], self.adj, chunk)
+            else:
+                hs = [self.pool_outputs(i) for i in range(len(self.tables))]
             out = []
             for i, (k, head) in enumerate(zip(self.ks, self.heads)):
                 h = hs[i].cpu().numpy()
                 hs[i] = None  # the table's outputs live only while it is clustered
                 init = None if prev is None else prev[i]
+                init_rows = self.pool[i] if final and self.pool is not None else None
                 y, weight, bias = cluster_table(
-                    h.astype(np.float64) if chunk is None else h, k, self.config, self.config.seed, init, chunk
+                    h.astype(np.float64) if chunk is None else h, k, self.config, self.config.seed, init, chunk,
+                    init_rows,
                 )
                 del h
                 head.weight.copy_(torch.as_tensor(weight)), head.bias.copy_(torch.as_tensor(bias))
                 out.append(y)
         return out, embs
+
+    def pool_outputs(self, index: int):
+        """Table ``index``'s GNN outputs for its pool rows over their trees, ``tree_seeds``
+        rows at a time (no gradients)."""
+        import torch
+
+        rows, step = self.pool[index], max(self.config.tree_seeds, 1)
+        if len(rows) == 0:
+            return torch.zeros((0, self.config.hidden), device=self.dev)
+        return torch.cat([self.trees.outputs(self, index, rows[s : s + step]) for s in range(0, len(rows), step)])
 
     def encode_step(self, embs: list) -> list:
         """Row embeddings for a step: a random subset per table re-encoded with gradients,
@@ -256,7 +282,8 @@ class _ClusterTrainer:
         return xs
 
     def train_round(self, labels_np: list[np.ndarray], embs: list, steps: int) -> list[float]:
-        """``steps`` optimizer steps towards this round's pseudo-labels; their losses."""
+        """``steps`` optimizer steps towards this round's pseudo-labels (on sampled trees, one
+        per pool row); their losses."""
         import torch
         import torch.nn.functional as F
 
@@ -324,9 +351,10 @@ def _pretrain(
     # Final assignment; the frozen encoder's output (its pass, or on sampled trees a pass
     # after clustering, a table at a time) and the token PCA are the embeddings.
     t0 = time.perf_counter()
-    final, embs = trainer.assign(prev)
-    if prev is not None:
-        history["nmi"].append(_nmi(tables, prev, final))
+    final, embs = trainer.assign(prev, final=True)
+    if prev is not None:  # on sampled trees the rounds labelled the pools
+        history["nmi"].append(_nmi(tables, prev, [y[p] for y, p in zip(final, trainer.pool)]
+                                   if trainer.pool is not None else final))
     embeddings, centroids, pseudo = {}, {}, {}
     for i, (t, k, tt, y_np) in enumerate(zip(tables, ks, tokens.table_tokens, final)):
         encoded = trainer.encoder.embed(i, trainer.frames[i]) if embs is None else embs.pop(0)

@@ -88,12 +88,13 @@ def balanced_kmeans(
     n_init: int,
     init_labels: np.ndarray | None = None,
     chunk: int | None = None,
+    init_rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """k-means labels of every row of ``x`` with no empty cluster and none above ``max_share``.
 
-    ``init_labels`` (the previous round's assignment) warm-starts k-means from those
-    clusters' means in the current space, so rounds refine one partition instead of
-    jumping between local optima. The share bound is ``max(max_share, ceil(n/k)/n)``:
+    ``init_labels`` (the previous round's assignment of every row, or of rows ``init_rows``)
+    warm-starts k-means from those clusters' means in the current space, so rounds refine
+    one partition instead of jumping between local optima. The share bound is ``max(max_share, ceil(n/k)/n)``:
     with k=2 and odd n a perfect half is impossible. Runs single-threaded so a seed fixes
     the result bit for bit. ``chunk`` bounds the distance computations' temporaries.
     """
@@ -112,7 +113,8 @@ def balanced_kmeans(
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicate rows: handled below
         if init_labels is not None:
             counts = np.bincount(init_labels, minlength=k)
-            init = cluster_sums(init_labels, x, k) / np.maximum(counts, 1)[:, None]
+            labelled = x if init_rows is None else x[init_rows]
+            init = cluster_sums(init_labels, labelled, k) / np.maximum(counts, 1)[:, None]
             empty = np.flatnonzero(counts == 0)  # clusters the warm start lost: random rows
             init[empty] = x[rng.choice(n, size=len(empty), replace=False)]
             km = KMeans(k, init=init, n_init=1, random_state=seed)
@@ -181,6 +183,7 @@ def cluster_table(
     seed: int,
     init_labels: np.ndarray | None,
     chunk: int | None = None,
+    init_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Balanced k-means of one table on whitened, L2-normalized GNN outputs.
 
@@ -197,7 +200,7 @@ def cluster_table(
     mean, proj = whitening(h, config.dims_for(k), config.kmeans_sample)
     zn = unit_whitened(h, mean, proj, chunk)
     labels = balanced_kmeans(
-        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, init_labels, chunk
+        zn, k, config.max_cluster_share, seed, config.kmeans_sample, config.kmeans_n_init, init_labels, chunk, init_rows
     )
     dims = proj.shape[1]
     mu = cluster_sums(labels, zn, k)

@@ -219,6 +219,27 @@ def test_sampled_tree_steps_for_large_databases(setup, result: PretrainResult) -
         assert adjusted_rand_score(g, trees.pseudo_labels[t]) > 0.3, t
 
 
+def test_rounds_on_sampled_trees_label_pools_and_the_final_assignment_every_row(setup) -> None:
+    """Above ``full_graph_rows``, a round's k-means labels a pool of at most ``round_rows``
+    rows per table (drawn once) and the steps train on it; the final assignment still labels
+    every row, within the balance bound, and the seed fixes every byte."""
+    from sklearn.metrics import adjusted_rand_score
+
+    db, tokens, groups = setup
+    config = PretrainConfig(**{**TREES.__dict__, "round_rows": 100})
+    pooled = pretrain_clusters(db, tokens, config, log=lambda _: None)
+    again = pretrain_clusters(db, tokens, config, log=lambda _: None)
+    whole = pretrain_clusters(db, tokens, TREES, log=lambda _: None)  # every table fits a pool of 50,000
+    assert pooled.history["loss"] == again.history["loss"] != whole.history["loss"]
+    for t in pooled.tables:
+        n = len(db.table_dict[t].df)
+        y = pooled.pseudo_labels[t]
+        assert y.shape == (n,) and pooled.embeddings[t].tobytes() == again.embeddings[t].tobytes()
+        assert np.bincount(y).max() / n <= max(TREES.max_cluster_share, np.ceil(n / len(np.unique(y))) / n) + 1e-12
+    for t, g in groups.items():
+        assert adjusted_rand_score(g, pooled.pseudo_labels[t]) > 0.3, t
+
+
 def test_tree_batches_are_bounded_whatever_the_table_size(setup) -> None:
     """A step on sampled trees holds at most ``tree_seeds`` trees, each with at most its
     parents and ``tree_neighbors[h]`` children per relation at hop h: a bound set by the
@@ -229,14 +250,15 @@ def test_tree_batches_are_bounded_whatever_the_table_size(setup) -> None:
     db, _, _ = setup
     gs = GraphSchema.from_database(db)
     fanout = [2, 3]
-    batches = TreeBatches(db, fanout, seeds=16, seed=0)
+    batches = TreeBatches(db, fanout, seeds=16, seed=0, pool=[np.arange(len(db.table_dict[t].df)) for t in gs.tables])
     per_node = [1 + sum(r.child == t for r in gs.relations) for t in gs.tables]  # a node and its parents
     children = max(sum(r.parent == t for r in gs.relations) for t in gs.tables)
     bound = 16
     for f in fanout:
         bound *= max(per_node) + children * f
-    for table in gs.tables:
-        sub, rows = batches.draw(table)
+    for i, table in enumerate(gs.tables):
+        rows = batches.pool[i][batches.draw(i)]
+        sub = batches.trees(i, rows)
         assert len(rows) == min(16, len(db.table_dict[table].df))
         assert sum(sub[nt].num_nodes for nt in sub.node_types) <= bound
         np.testing.assert_array_equal(sub[gs.node_type(table)].n_id[: len(rows)].numpy(), rows)
