@@ -76,9 +76,14 @@ class RowEncoder(nn.Module):
         return self.encoders[index](tf)
 
     @torch.no_grad()
-    def embed(self, index: int, tf, batch_size: int = 65536) -> Tensor:
-        """Inference in row chunks, bounding memory on large tables."""
+    def embed(self, index: int, tf, batch_size: int = 65536, out: Tensor | None = None) -> Tensor:
+        """Inference in row chunks, bounding memory on large tables; written into ``out``
+        (rows, dim) if given (a scratch file's rows: no second copy of a large table's)."""
         n = tf.num_rows
+        if out is not None:
+            for i in range(0, n, batch_size):
+                out[i : i + batch_size] = self(index, tf[i : i + batch_size])
+            return out
         if n == 0:
             return torch.zeros((0, self.dim), device=next(self.parameters()).device)
         return torch.cat([self(index, tf[i : i + batch_size]) for i in range(0, n, batch_size)])

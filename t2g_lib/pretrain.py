@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from t2g_lib.memory import release_freed_memory
 from t2g_lib.pseudo_labels import cluster_table
 
 if TYPE_CHECKING:
@@ -325,6 +326,7 @@ def _pretrain(
 ) -> PretrainResult:
     import torch
 
+    from t2g_lib.scratch import scratch_tensor
     from t2g_lib.token_pca import table_token_pca
 
     trainer = _ClusterTrainer(db, tokens, config, device)
@@ -340,6 +342,8 @@ def _pretrain(
         prev = labels_np
         steps = min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)
         history["loss"] += trainer.train_round(labels_np, embs, steps)
+        del embs
+        release_freed_memory()  # the round's activations, which the allocator would keep
         history["seconds"].append(time.perf_counter() - t0)
         last_loss = history["loss"][-1] if history["loss"] else float("nan")
         nmi = np.mean(list(history["nmi"][-1].values())) if history["nmi"] else float("nan")
@@ -357,16 +361,26 @@ def _pretrain(
                                    if trainer.pool is not None else final))
     embeddings, centroids, pseudo = {}, {}, {}
     for i, (t, k, tt, y_np) in enumerate(zip(tables, ks, tokens.table_tokens, final)):
-        encoded = trainer.encoder.embed(i, trainer.frames[i]) if embs is None else embs.pop(0)
-        pca = torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)
-        emb = torch.cat([encoded, pca], 1)
-        del encoded, pca
+        # A large database's embeddings are written into a scratch file a chunk at a time
+        # (the stored value is copied from it), never held whole in memory.
+        shape = (tt.n_rows, config.embedding_dim)
+        emb = scratch_tensor(shape, device=dev) if trainer.pool is not None else torch.empty(shape, device=dev)
+        if embs is None:
+            trainer.encoder.embed(i, trainer.frames[i], out=emb[:, : config.dim])
+        else:
+            emb[:, : config.dim] = embs.pop(0)
+        if emb.device.type == "cpu":
+            table_token_pca(tt.frame, config.token_dims, config.seed, out=emb.numpy()[:, config.dim :])
+        else:
+            emb[:, config.dim :] = torch.as_tensor(table_token_pca(tt.frame, config.token_dims, config.seed), device=dev)
         y = torch.as_tensor(y_np, device=dev)
         sums = torch.zeros(k, emb.shape[1], device=dev).index_add_(0, y, emb)
         cnt = torch.bincount(y, minlength=k).clamp(min=1).unsqueeze(1)
         embeddings[t] = emb.cpu().numpy().astype(np.float32, copy=False)  # no second copy of every row
         centroids[t] = (sums / cnt).cpu().numpy().astype(np.float32)
         pseudo[t] = y_np.astype(np.int64)
+        del emb, y, sums
+        release_freed_memory()  # each table's temporaries, before the next table's
     history["seconds"].append(time.perf_counter() - t0)
     log(f"final assignment: {history['seconds'][-1]:.1f}s")
     state = {k: v.detach().cpu() for k, v in trainer.encoder.state_dict().items()}

@@ -32,8 +32,9 @@ def flat_tokens(frame) -> np.ndarray:
     return torch.nan_to_num(torch.cat(parts, 1)).numpy()
 
 
-def table_token_pca(frame, dims: int, seed: int, fit_rows: int = 20000) -> np.ndarray:
-    """(rows, ``dims``) float32: the table's top principal components, zero-padded.
+def table_token_pca(frame, dims: int, seed: int, fit_rows: int = 20000, out: np.ndarray | None = None) -> np.ndarray:
+    """(rows, ``dims``) float32: the table's top principal components, zero-padded, written
+    into ``out`` if given (a view of a larger array's columns is fine).
 
     Columns are standardized, PCA is fitted on at most ``fit_rows`` sampled rows (memory
     stays bounded on large tables) and every row is projected in chunks. Components keep
@@ -49,7 +50,10 @@ def table_token_pca(frame, dims: int, seed: int, fit_rows: int = 20000) -> np.nd
     mean, std = sample.mean(0), sample.std(0)
     std = np.where(std > 1e-8, std, 1.0)
     k = min(dims, sample.shape[1], len(sample))
-    out = np.zeros((n, dims), dtype=np.float32)
+    if out is None:
+        out = np.zeros((n, dims), dtype=np.float32)
+    else:
+        out[:] = 0.0
     if k == 0 or not np.ptp(sample, axis=0).any():
         return out  # a constant table carries no information
     pca = PCA(k, svd_solver="full", random_state=seed).fit((sample - mean) / std)

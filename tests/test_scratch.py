@@ -61,3 +61,21 @@ def test_chunked_gnn_pass_keeps_its_layer_outputs_in_scratch_files(tmp_path, mon
            mean_adjacency(torch.stack([dst, src]), 100, 4000, False)]
     hs = gnn.infer([torch.randn(4000, 8), torch.randn(100, 8)], adj, chunk=512)
     assert all(mapping_of(h).startswith(str(tmp_path)) for h in hs)
+
+
+def test_large_database_embeddings_are_written_into_scratch_files(tmp_path, monkeypatch) -> None:
+    """Above ``full_graph_rows`` pretraining writes each table's embeddings into a scratch
+    file a chunk at a time; below it they are ordinary arrays (same bytes as before)."""
+    import numpy as np
+
+    from t2g_lib.pretrain import pretrain_clusters
+    from t2g_lib.tokens import tokenize_database
+    from test_pretrain import TREES, planted_db
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    db, types, _ = planted_db()
+    tokens = tokenize_database(db, types, tmp_path / "cache")
+    result = pretrain_clusters(db, tokens, TREES, log=lambda _: None)
+    for t, emb in result.embeddings.items():
+        assert emb.shape == (len(db.table_dict[t].df), TREES.embedding_dim)
+        assert mapping_of(torch.from_numpy(np.asarray(emb))).startswith(str(tmp_path)), t
