@@ -25,6 +25,7 @@ from relbench.base import Database
 
 from t2g_lib.distilled_recipe import DistilledRecipe
 from t2g_lib.graph import SyntheticGraph
+from t2g_lib.memory import release_freed_memory
 from t2g_lib.metrics import task_kind
 from t2g_lib.models import ModelSpec
 from t2g_lib.task_data import TaskData
@@ -92,6 +93,7 @@ class GNNJudge:
         res = train_distilled(JUDGE_MODEL, graph, self.recipe, self.seed, self.device, self.task_type, self.spec,
                               val_split=self.val)
         self.trained[graph.fingerprint()] = res
+        release_freed_memory()  # the training's activations, which the allocator would keep
         return float(res.val_metric)
 
     def model_for(self, graph: SyntheticGraph) -> JudgedModel | None:

@@ -94,6 +94,12 @@ class TrimmedGraph:
         layers = None if self.layers is None else [LayerCut(c.size, move(c.edge_index)) for c in self.layers]
         return TrimmedGraph(move(self.x), move(self.edge_index), move(self.ages), self.seed.to(device), layers)
 
+    def nbytes(self) -> int:
+        """Bytes of its tensors (tensors it shares with the whole graph counted too)."""
+        tensors = [*self.x.values(), *self.edge_index.values(), *(self.ages or {}).values(), self.seed]
+        tensors += [t for c in self.layers or [] for t in c.edge_index.values()]
+        return sum(t.element_size() * t.nelement() for t in tensors)
+
     def outputs(self, model, seed_type: str) -> torch.Tensor:
         """``model``'s raw outputs at the seeds, in ``seed`` order."""
         return model(self.x, self.edge_index, seed_type, None, self.ages, self.layers)[self.seed]

@@ -32,6 +32,10 @@ from t2g_lib.temporal import TemporalSampler, age_days, gather_rows, max_leak_se
 
 
 GNN_REGRESSION_LOSS = "l1"
+# A distilled graph's mini-batch inputs kept for later passes, at most (on TPC-H SF0.3 the
+# judge's coreset batches took 1.4 GiB; SF1's coreset of 165k examples has 323 batches of
+# 512, each drawn about once in 280 steps)
+BATCH_CACHE_BYTES = 1 << 30
 """Regression GNNs are judged by MAE, so they train on it (RelBench's choice too)."""
 
 
@@ -412,17 +416,30 @@ def train_distilled(
         parts, inputs = [np.sort(order[i : i + size]) for i in range(0, n, size)], batch_inputs
         by_dst = EdgesByDst({et: (ei[0].cpu().numpy(), ei[1].cpu().numpy()) for et, ei in edge_index_dict.items()},
                             {nt: int(v.shape[0]) for nt, v in x_dict.items()})
-    batches = [(inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(p)],
-                       spec.num_layers, by_dst), target[torch.as_tensor(p)]) for p in parts]
+    built: dict[int, tuple[TrimmedGraph, torch.Tensor]] = {}
+    kept = [0]  # bytes of the batches in ``built``
+
+    def batch(i: int) -> tuple[TrimmedGraph, torch.Tensor]:
+        """Batch ``i``'s inputs and targets, built when first drawn and kept for later passes
+        while the kept ones stay within ``BATCH_CACHE_BYTES``; past it, built again when drawn
+        (a large coreset's batches, each drawn about once, never all in memory at once)."""
+        if i in built:
+            return built[i]
+        out = (inputs(model_name, x_dict, edge_index_dict, ages, seed_type, index[torch.as_tensor(parts[i])],
+                      spec.num_layers, by_dst), target[torch.as_tensor(parts[i])])
+        if kept[0] + out[0].nbytes() <= BATCH_CACHE_BYTES:
+            built[i], kept[0] = out, kept[0] + out[0].nbytes()
+        return out
+
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     queue: list[int] = []
 
     def train_step() -> float:
         """One step on the next batch of a pass over them in a seeded order; its loss."""
         if not queue:
-            queue.extend(rng.permutation(len(batches)).tolist() if len(batches) > 1 else [0])
-        inputs, y_b = batches[queue.pop(0)]
-        loss = task_loss(kind, inputs.outputs(model, seed_type), y_b, GNN_REGRESSION_LOSS)
+            queue.extend(rng.permutation(len(parts)).tolist() if len(parts) > 1 else [0])
+        x_b, y_b = batch(queue.pop(0))
+        loss = task_loss(kind, x_b.outputs(model, seed_type), y_b, GNN_REGRESSION_LOSS)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -293,3 +293,19 @@ def test_han_reads_batches_of_its_own_size() -> None:
     assert DistilledRecipe(batch_size=64, han_batch_size=None).batch_size_for("han") == 64
     with pytest.raises(ValueError, match="batch_size must be"):
         DistilledRecipe(han_batch_size=0)
+
+
+def test_batches_built_again_past_the_cache_train_the_same_model(fx: Fixture, monkeypatch) -> None:
+    """A distilled graph's mini-batches beyond ``BATCH_CACHE_BYTES`` are built again when
+    drawn instead of kept: the same steps, the same model, bit for bit."""
+    import t2g_lib.train as train
+
+    graph = make_graph(fx)
+    recipe = DistilledRecipe(steps=12, batch_size=2)
+    assert graph.num_examples() > 3 * recipe.batch_size  # several batches, each drawn more than once
+    kept = train_distilled("sage", graph, recipe, seed=0, task_type="binary")
+    monkeypatch.setattr(train, "BATCH_CACHE_BYTES", 0)
+    rebuilt = train_distilled("sage", graph, recipe, seed=0, task_type="binary")
+    assert kept.losses == rebuilt.losses
+    for a, b in zip(kept.model.state_dict().values(), rebuilt.model.state_dict().values()):
+        assert torch.equal(a, b)
