@@ -10,22 +10,28 @@ CLI_SOURCE = "cli"  # ``t2g distill``'s runs: one process, ``execute_in_process`
 
 
 def _drop_captured_output(context: HookContext) -> None:
-    """In a run of ``t2g distill``, forget this stage's value in the run's output capture.
+    """Forget this stage's value in the captures that would keep it alive after the stage.
 
-    ``execute_in_process`` keeps every stage's value in memory until the run ends, so that
-    its result can hand them out; ``t2g distill`` never asks, and on TPC-H SF1 those values
-    (the tokens, the pretraining's embeddings) held about 6 GiB through every later stage.
-    Dagster has no public switch for it (``core_execute_in_process`` takes one, but
-    ``execute_in_process`` always sets it): the run's tags and the capture are read from the
-    hook's step context, and where a Dagster version lays them out otherwise nothing is
-    dropped. Other runs keep theirs: tests read them from ``materialize``'s result."""
+    Two captures hold it. The step's own is there for hooks to read (``op_output_values``),
+    because a job with any hook captures every output: this hook is the only one and never
+    reads it, and the step context sits in a reference cycle, so the value outlived the
+    stage until the next full garbage collection (on TPC-H SF1 the tokens, 4 GiB, stayed
+    through pretraining's first round). It is dropped in every run. The run's capture is
+    ``execute_in_process``'s: it keeps every value until the run ends so that its result can
+    hand them out; ``t2g distill`` never asks, so it is dropped in its runs only (tests read
+    them from ``materialize``'s result). Dagster has no public switch for either
+    (``core_execute_in_process`` takes one for the second, but ``execute_in_process``
+    always sets it): both are read from the hook's step context, and where a Dagster
+    version lays them out otherwise nothing is dropped."""
     step = getattr(context, "_step_execution_context", None)
     tags = getattr(getattr(step, "dagster_run", None), "tags", None) or {}
-    capture = getattr(step, "output_capture", None)
-    if tags.get(SOURCE_TAG) != CLI_SOURCE or not isinstance(capture, dict):
-        return
-    for handle in [h for h in capture if getattr(h, "step_key", None) == context.step_key]:
-        del capture[handle]
+    captures = [getattr(step, "step_output_capture", None)]
+    if tags.get(SOURCE_TAG) == CLI_SOURCE:
+        captures.append(getattr(step, "output_capture", None))
+    for capture in captures:
+        if isinstance(capture, dict):
+            for handle in [h for h in capture if getattr(h, "step_key", None) == context.step_key]:
+                del capture[handle]
 
 
 @success_hook(name="release_freed_memory")

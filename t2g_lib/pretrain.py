@@ -212,12 +212,17 @@ class _ClusterTrainer:
         self.opt = torch.optim.Adam([*self.encoder.parameters(), *self.gnn.parameters()], lr=config.lr)
         big = sum(tt.n_rows for tt in tokens.table_tokens) > config.full_graph_rows
         self.adj = self.gnn.adjacency(graph, self.dev, transposes=not big)  # big: read by infer only
-        self.pool, self.trees = None, None
+        self.trees: TreeBatches | None = None  # set: the database trains on sampled trees
         if big:  # the rounds label a pool of rows per table, drawn once (``pretrain_trees``)
             rng = np.random.default_rng([config.seed, 12])
-            self.pool = [np.sort(rng.choice(tt.n_rows, config.round_rows, replace=False))
-                         if tt.n_rows > config.round_rows else np.arange(tt.n_rows) for tt in tokens.table_tokens]
-            self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed, self.pool)
+            pool = [np.sort(rng.choice(tt.n_rows, config.round_rows, replace=False))
+                    if tt.n_rows > config.round_rows else np.arange(tt.n_rows) for tt in tokens.table_tokens]
+            self.trees = TreeBatches(db, config.tree_neighbors, config.tree_seeds, config.seed, pool)
+
+    @property
+    def pool(self) -> list[np.ndarray] | None:
+        """On sampled trees, the rows per table that the rounds label; None on the full graph."""
+        return None if self.trees is None else self.trees.pool
 
     def assign(self, prev: list[np.ndarray] | None, final: bool = False) -> tuple[list[np.ndarray], list | None]:
         """k-means of every table on the current GNN outputs; heads restart from it. Also the
@@ -247,7 +252,7 @@ class _ClusterTrainer:
                 h = hs[i].cpu().numpy()
                 hs[i] = None  # the table's outputs live only while it is clustered
                 init = None if prev is None else prev[i]
-                init_rows = self.pool[i] if final and self.pool is not None else None
+                init_rows = self.pool[i] if final and self.trees is not None else None
                 y, weight, bias = cluster_table(
                     h.astype(np.float64) if chunk is None else h, k, self.config, self.config.seed, init, chunk,
                     init_rows,
@@ -358,13 +363,13 @@ def _pretrain(
     final, embs = trainer.assign(prev, final=True)
     if prev is not None:  # on sampled trees the rounds labelled the pools
         history["nmi"].append(_nmi(tables, prev, [y[p] for y, p in zip(final, trainer.pool)]
-                                   if trainer.pool is not None else final))
+                                   if trainer.trees is not None else final))
     embeddings, centroids, pseudo = {}, {}, {}
     for i, (t, k, tt, y_np) in enumerate(zip(tables, ks, tokens.table_tokens, final)):
         # A large database's embeddings are written into a scratch file a chunk at a time
         # (the stored value is copied from it), never held whole in memory.
         shape = (tt.n_rows, config.embedding_dim)
-        emb = scratch_tensor(shape, device=dev) if trainer.pool is not None else torch.empty(shape, device=dev)
+        emb = scratch_tensor(shape, device=dev) if trainer.trees is not None else torch.empty(shape, device=dev)
         if embs is None:
             trainer.encoder.embed(i, trainer.frames[i], out=emb[:, : config.dim])
         else:

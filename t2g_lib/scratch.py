@@ -21,11 +21,12 @@ def scratch_tensor(shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
     """An uninitialized tensor of ``shape``: on the CPU backed by an unlinked temporary file,
     elsewhere (a GPU) ordinary device memory."""
     device = torch.device(device)
-    nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    scalar = torch.empty((), dtype=dtype)
+    nbytes = int(np.prod(shape)) * scalar.element_size()
     if device.type != "cpu" or nbytes == 0:
         return torch.empty(shape, dtype=dtype, device=device)
     with tempfile.TemporaryFile(prefix="t2g-scratch-") as f:
         f.truncate(nbytes)
         # The mapping keeps the unlinked file alive after ``f`` closes, until the array goes.
-        mapped = np.memmap(f, dtype=torch.empty((), dtype=dtype).numpy().dtype, mode="r+", shape=shape)
+        mapped = np.memmap(f, dtype=scalar.numpy().dtype, mode="r+", shape=shape)
     return torch.from_numpy(mapped)
