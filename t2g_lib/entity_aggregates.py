@@ -42,6 +42,20 @@ def _usable(columns: dict[str, str], hidden: set[tuple[str, str]], table: str, s
     return [c for c, s in columns.get(table, {}).items() if s == stype and (table, c) not in hidden]
 
 
+def aggregate_columns(
+    entity_table: str, column_types: dict[str, dict[str, str]], hidden: set[tuple[str, str]]
+) -> dict[str, list[str]]:
+    """The columns ``label_features`` reads besides keys and times: the entity table's
+    numbers, categories and timestamps, and every other table's numbers. A snapshot read
+    with only these (``read_database(columns=)``) gives the same features without holding a
+    large database's text and its other tables' category strings."""
+    return {
+        table: [c for stype in (("numerical", "categorical", "timestamp") if table == entity_table else ("numerical",))
+                for c in _usable(column_types, hidden, table, stype)]
+        for table in column_types
+    }
+
+
 def entity_columns(
     db: Database, task: TaskData, labels: pd.DataFrame, column_types: dict[str, dict[str, str]],
     hidden: set[tuple[str, str]],

@@ -249,9 +249,10 @@ def test_split_order_checked(tmp_path: Path) -> None:
                       "2021-01-01", "2020-01-01")
 
 
-def test_structure_only_snapshot_keeps_keys_and_times(dataset: Path) -> None:
-    """The graph stages read a snapshot of keys and times only: those columns equal the whole
-    snapshot's, nothing else is read, and a table with no key or time column is read whole."""
+def test_a_snapshot_of_some_columns_keeps_keys_and_times(dataset: Path) -> None:
+    """The graph stages read a snapshot of keys and times only (``columns={}``), the aggregate
+    features keys, times and the columns they name: those columns equal the whole snapshot's,
+    nothing else is read, and a table with no column left is read whole."""
     import duckdb
 
     from t2g_lib.data.duck import read_database, write_tables
@@ -264,12 +265,15 @@ def test_structure_only_snapshot_keeps_keys_and_times(dataset: Path) -> None:
     conn = duckdb.connect()
     write_tables(conn, "weird", tables)
     whole = read_database(conn, "weird", manifest)
-    keys = read_database(conn, "weird", manifest, structure_only=True)
-    for name, spec in manifest.tables.items():
-        kept = [c for c in (spec.pkey, *spec.fkeys, spec.time_col) if c is not None] or list(tables[name].columns)
-        assert list(keys.table_dict[name].df.columns) == kept, name
-        pd.testing.assert_frame_equal(keys.table_dict[name].df, whole.table_dict[name].df[kept])
-    assert list(keys.table_dict[ORDERS].df.columns) != list(whole.table_dict[ORDERS].df.columns)
+    extra = {ORDERS: [c for c in tables[ORDERS].columns][-1:]}
+    for columns in ({}, extra):
+        some = read_database(conn, "weird", manifest, columns=columns)
+        for name, spec in manifest.tables.items():
+            kept = list(dict.fromkeys(c for c in (spec.pkey, *spec.fkeys, spec.time_col, *columns.get(name, []))
+                                      if c is not None)) or list(tables[name].columns)
+            assert list(some.table_dict[name].df.columns) == kept, name
+            pd.testing.assert_frame_equal(some.table_dict[name].df, whole.table_dict[name].df[kept])
+        assert list(some.table_dict[ORDERS].df.columns) != list(whole.table_dict[ORDERS].df.columns)
 
 
 def test_tables_on_demand_are_the_snapshot_a_table_at_a_time(dataset: Path, tmp_path: Path) -> None:

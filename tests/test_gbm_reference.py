@@ -119,3 +119,27 @@ def test_the_gbm_reads_a_planted_recency_signal_and_is_deterministic() -> None:
     assert first.record["model"] == GBM and first.record["method"] == "full"
     assert first.record["auroc"] == again.record["auroc"] and first.features == again.features
     assert first.record["auroc"] > 0.9
+
+
+def test_the_aggregate_columns_alone_give_the_same_features() -> None:
+    """The teacher and the reference read a snapshot of keys, times and ``aggregate_columns``:
+    without the text and the other tables' categories the features are the same."""
+    from t2g_lib.entity_aggregates import aggregate_columns
+
+    orders = pd.DataFrame({"user_id": [0, 1, 0, 2], "amount": [1.0, 2.0, 4.0, 8.0],
+                           "at": [T0 - 9 * DAY, T0 - 5 * DAY, T0 - DAY, T0 + DAY],
+                           "note": ["late", "gift", None, "x"], "channel": ["web", "shop", "web", "web"]})
+    types = {"users": {**TYPES["users"], "bio": "text"},
+             "orders": {**TYPES["orders"], "note": "text", "channel": "categorical"}}
+    whole = _db(orders)
+    whole.table_dict["users"].df["bio"] = ["a", "b", "c"]
+    needed = aggregate_columns("users", types, {("users", "secret")})
+    assert needed == {"users": ["age", "plan", "joined"], "orders": ["amount"]}
+    some = Database({
+        name: Table(t.df[[c for c in t.df.columns if c in {t.pkey_col, t.time_col, *t.fkey_col_to_pkey_table}
+                          or c in needed[name]]], t.fkey_col_to_pkey_table, t.pkey_col, t.time_col)
+        for name, t in whole.table_dict.items()
+    })
+    labels = pd.DataFrame({"ts": [T0, T0, T0 - 3 * DAY], "user_id": [0, 1, 2], "y": [1, 0, 1]})
+    pd.testing.assert_frame_equal(label_features(some, _task(labels), labels, types, {("users", "secret")}),
+                                  label_features(whole, _task(labels), labels, types, {("users", "secret")}))

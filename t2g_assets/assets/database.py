@@ -4,6 +4,8 @@ The method is imported inside each asset, never at module level: the code server
 these definitions on every start, and the method's imports (torch, PyG) take seconds.
 """
 
+from collections.abc import Iterable, Mapping
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -33,17 +35,18 @@ SCHEMA_CHECKS = (
 
 
 def load_snapshot(
-    duckdb: DuckDBResource, database: str, raw: dict, parse_time_cols: bool = True, structure_only: bool = False
+    duckdb: DuckDBResource, database: str, raw: dict, parse_time_cols: bool = True,
+    columns: Mapping[str, Iterable[str]] | None = None,
 ):
     """The snapshot of a database as ``raw_tables`` stored it in DuckDB (text times parsed);
-    the graph stages ask for its keys and times only (``structure_only``)."""
+    with ``columns``, only each table's keys, time and the columns named (``read_database``)."""
     from relbench.manifest import DatasetManifest
 
     from t2g_lib.data.duck import read_database
 
     with duckdb.get_connection() as conn:
         manifest = DatasetManifest.from_dict(raw["manifest"])
-        return read_database(conn, database, manifest, parse_time_cols, structure_only)
+        return read_database(conn, database, manifest, parse_time_cols, columns)
 
 
 def load_tasks(duckdb: DuckDBResource, database: str, raw: dict) -> dict[str, tuple[dict, dict]]:
@@ -184,7 +187,7 @@ def cluster_pretraining(
     pseudo-labels, centroids and row embeddings."""
     from t2g_lib.pretrain import clusters_markdown, pretrain_clusters
 
-    db = load_snapshot(duckdb, context.partition_key, raw_tables, structure_only=True)
+    db = load_snapshot(duckdb, context.partition_key, raw_tables, columns={})
     result = pretrain_clusters(
         db, column_tokens, pretrain_config(config, settings.seed), device=device.torch_device(), log=context.log.info
     )

@@ -64,15 +64,15 @@ def gbm_reference(
 ) -> Output:
     """``GBMReference``: a histogram gradient-boosting model on the entity's columns and, per
     child table, counts, recency and numeric aggregates of rows stamped <= T (DuckDB)."""
+    from t2g_lib.entity_aggregates import aggregate_columns
     from t2g_lib.gbm_reference import fit_gbm_reference
     from t2g_lib.task_data import column_types, hidden_columns
 
     task = load_task(context, duckdb, raw_tables)
-    db = load_snapshot(duckdb, partition(context)[0], raw_tables)
-    ref = fit_gbm_reference(
-        db, task, column_types(validated_schema), hidden_columns(raw_tables["tasks"]), settings.seed,
-        log=context.log.info,
-    )
+    types, hidden = column_types(validated_schema), hidden_columns(raw_tables["tasks"])
+    needed = aggregate_columns(task.entity_table, types, hidden)
+    db = load_snapshot(duckdb, partition(context)[0], raw_tables, columns=needed)
+    ref = fit_gbm_reference(db, task, types, hidden, settings.seed, log=context.log.info)
     return Output(ref, metadata={
         "test": MetadataValue.json({k: v for k, v in ref.record.items() if isinstance(v, float)}),
         "features": len(ref.features),

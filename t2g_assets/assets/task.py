@@ -77,7 +77,7 @@ def sbm_structure(
 
     database, _, budget, _ = partition(context)
     task = load_task(context, duckdb, raw_tables)
-    db = load_snapshot(duckdb, database, raw_tables, structure_only=True)
+    db = load_snapshot(duckdb, database, raw_tables, columns={})
     pre = cluster_pretraining
     codec = FeatureCodec.fit(pre.embeddings, config.feature_dim, config.precision, seed=settings.seed)
     budgets = budget_for(db, budget, codec)
@@ -112,13 +112,15 @@ def teacher_labels(
 ) -> Output:
     """``TeacherLabels``: every train label's out-of-fold prediction by a GBM on DuckDB
     aggregates fitted on the other entities, the soft labels the distilled examples carry."""
+    from t2g_lib.entity_aggregates import aggregate_columns
     from t2g_lib.task_data import column_types, hidden_columns
     from t2g_lib.teacher import teacher_labels as fit_teacher
 
     task = load_task(context, duckdb, raw_tables)
-    db = load_snapshot(duckdb, partition(context)[0], raw_tables)
-    teacher = fit_teacher(db, task, column_types(validated_schema), hidden_columns(raw_tables["tasks"]),
-                          teacher_config(config, settings.seed), log=context.log.info)
+    types, hidden = column_types(validated_schema), hidden_columns(raw_tables["tasks"])
+    needed = aggregate_columns(task.entity_table, types, hidden)
+    db = load_snapshot(duckdb, partition(context)[0], raw_tables, columns=needed)
+    teacher = fit_teacher(db, task, types, hidden, teacher_config(config, settings.seed), log=context.log.info)
     return Output(teacher, metadata={
         f"out_of_fold_{teacher.metric}": teacher.score,
         "labels": 0 if teacher.soft is None else len(teacher.soft),
@@ -154,7 +156,7 @@ def _krr_asset(name: str, group: str, params: type, description: str, **fixed: A
         from t2g_lib.krr import distill_features
 
         task = load_task(context, duckdb, raw_tables)
-        db = load_snapshot(duckdb, partition(context)[0], raw_tables, structure_only=True)
+        db = load_snapshot(duckdb, partition(context)[0], raw_tables, columns={})
         pre = cluster_pretraining
         out = distill_features(
             sbm_structure, pre.embeddings, pre.pseudo_labels, pre.centroids, db, task,

@@ -55,21 +55,23 @@ def read_database(
     database: str,
     manifest: DatasetManifest,
     parse_time_cols: bool = True,
-    structure_only: bool = False,
+    columns: Mapping[str, Iterable[str]] | None = None,
 ) -> Database:
     """The relbench ``Database`` as ``raw_tables`` stored it (the validated snapshot).
 
     Time columns stored as text are parsed into datetimes (``format.parse_times``) unless
     ``parse_time_cols`` is False: validation reads them raw, to name the rows that do not parse.
-    ``structure_only`` keeps each table's primary key, foreign keys and time column: all that
-    the graph stages read, without the other columns' values (most of a large database's memory).
+    With ``columns``, each table keeps its primary key, foreign keys and time column and only
+    the other columns that ``columns`` names for it: the graph stages read keys and times
+    only (``{}``), the aggregate features their numbers, without the rest (on a large
+    database most of its memory is text and category strings).
     """
-    columns = None
-    if structure_only:  # a table with no key or time column is read whole: its rows still count
-        keys = {name: [c for c in dict.fromkeys([spec.pkey, *spec.fkeys, spec.time_col]) if c is not None]
-                for name, spec in manifest.tables.items()}
-        columns = {name: cols for name, cols in keys.items() if cols}
-    frames = read_tables(conn, database, list(manifest.tables), columns)
+    selected = None
+    if columns is not None:  # a table with no column left is read whole: its rows still count
+        keep = {name: [c for c in dict.fromkeys([spec.pkey, *spec.fkeys, spec.time_col, *columns.get(name, ())])
+                       if c is not None] for name, spec in manifest.tables.items()}
+        selected = {name: cols for name, cols in keep.items() if cols}
+    frames = read_tables(conn, database, list(manifest.tables), selected)
     db = Database({name: _table(frames[name], spec) for name, spec in manifest.tables.items()})
     return parse_time_columns(db) if parse_time_cols else db
 
