@@ -30,3 +30,10 @@ def scratch_tensor(shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
         # The mapping keeps the unlinked file alive after ``f`` closes, until the array goes.
         mapped = np.memmap(f, dtype=scalar.numpy().dtype, mode="r+", shape=shape)
     return torch.from_numpy(mapped)
+
+
+def scratch_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor``'s values in a scratch tensor (``scratch_tensor``) on its device."""
+    out = scratch_tensor(tuple(tensor.shape), tensor.dtype, tensor.device)
+    out.copy_(tensor)
+    return out

@@ -330,6 +330,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+SCRATCH_TABLE_BYTES = 256 * 2**20
+"""A table's tokens above this size move into a scratch file as soon as they are built, so
+the stage holds one table's working memory, not every table's tokens (TPC-H SF1's order lines
+alone take 2.7 GiB)."""
+
+
+def _frame_bytes(frame: "TensorFrame") -> int:
+    """Bytes of a frame's feature tensors (a multi-tensor's values and offsets)."""
+    import torch
+
+    parts = [p for x in frame.feat_dict.values() for p in ([x] if isinstance(x, torch.Tensor) else [x.values, x.offset])]
+    return sum(p.numel() * p.element_size() for p in parts)
+
+
+def _in_scratch(frame: "TensorFrame") -> "TensorFrame":
+    """The frame with its feature tensors copied into scratch files (``scratch.py``): page
+    cache the kernel can write out, not the process's own memory. Values are unchanged."""
+    import torch
+    from torch_frame import TensorFrame
+
+    from t2g_lib.scratch import scratch_copy
+
+    feat = {st: scratch_copy(x) if isinstance(x, torch.Tensor) else x._apply(scratch_copy)
+            for st, x in frame.feat_dict.items()}
+    return TensorFrame(feat, frame.col_names_dict, frame.y)
+
+
 def tokenize_database(
     db: "Database",
     column_types: dict[str, dict[str, str]],
@@ -358,6 +385,9 @@ def tokenize_database(
         n_distinct = int(pd.unique(frame_df[text_cols].to_numpy().ravel()).size) if text_cols else 0
         before = embedder.n_embedded_strings
         frame, col_stats = _materialize(columns, frame_df, embedder)
+        del frame_df
+        if _frame_bytes(frame) > SCRATCH_TABLE_BYTES:
+            frame = _in_scratch(frame)
         tokens.append(TableTokens(frame, col_stats, columns, n_distinct, embedder.n_embedded_strings - before))
         if progress is not None:
             progress(

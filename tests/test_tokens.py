@@ -244,3 +244,33 @@ def test_the_schema_names_the_encoder_column_tokens_uses() -> None:
         assert f"| notes | note | 60 | {encoder} |" in text_plan_markdown(schema, budget)
         fitted = _fit_columns(db.table_dict["notes"], column_types(schema)["notes"], budget)
         assert [c.encoder for c in fitted if c.source == "note"] == [encoder]
+
+
+def test_large_tables_tokens_move_to_scratch_files_unchanged(tokens: TokenizedDatabase, cache_dir: Path,
+                                                            tmp_path: Path, monkeypatch) -> None:
+    """Above ``SCRATCH_TABLE_BYTES`` a table's tokens leave the process's memory for a scratch
+    file as soon as they are built (here every table's): same values, and they save and load."""
+    import sys
+    import tempfile
+
+    import t2g_lib.tokens as tokens_module
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/maps")
+    from test_scratch import mapping_of
+
+    monkeypatch.setattr(tokens_module, "SCRATCH_TABLE_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    db, types = odd_db()
+    moved = tokenize_database(db, types, cache_dir)
+    for a, b in zip(moved.table_tokens, tokens.table_tokens):
+        for stype, feat in b.frame.feat_dict.items():
+            x, y = a.frame.feat_dict[stype], feat
+            if not isinstance(y, torch.Tensor):
+                x, y = x.values, y.values
+            assert torch.equal(x, y)
+            assert x.numel() == 0 or mapping_of(x).startswith(str(tmp_path))
+    loaded = TokenizedDatabase.load(moved.save(tmp_path / "tok"))
+    assert all(torch.equal(a.frame.feat_dict[s], b.frame.feat_dict[s])
+               for a, b in zip(loaded.table_tokens, tokens.table_tokens) for s in b.frame.feat_dict
+               if isinstance(b.frame.feat_dict[s], torch.Tensor))
