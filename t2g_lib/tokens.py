@@ -340,7 +340,8 @@ def _frame_bytes(frame: "TensorFrame") -> int:
     """Bytes of a frame's feature tensors (a multi-tensor's values and offsets)."""
     import torch
 
-    parts = [p for x in frame.feat_dict.values() for p in ([x] if isinstance(x, torch.Tensor) else [x.values, x.offset])]
+    feats = frame.feat_dict.values()
+    parts = [p for x in feats for p in ([x] if isinstance(x, torch.Tensor) else [x.values, x.offset])]
     return sum(p.numel() * p.element_size() for p in parts)
 
 
