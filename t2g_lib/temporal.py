@@ -12,6 +12,7 @@ the seed would see on the (time-filtered, neighbour-capped) real graph.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,16 +69,14 @@ def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, pos
 
 
-class TemporalSampler:
-    """Most-recent-k temporal neighbour sampler producing disjoint per-seed subtrees.
+class _DatabaseIndex:
+    """What sampling reads of a database: each table's times, and per relation every child's
+    parent and the parent -> children CSR. It depends on the database only, so the samplers
+    of one database share it (``_INDEXES``): on TPC-H SF1 it takes 0.46 GiB, and the KRR stage
+    alone built three (its own, the judge's, the coreset's)."""
 
-    ``num_neighbors[h]`` caps the children taken per relation at hop ``h``; a child reaches
-    its (single) parent whenever the parent exists by the seed time.
-    """
-
-    def __init__(self, db: Database, num_neighbors: list[int] = [8, 8]) -> None:  # noqa: B006
+    def __init__(self, db: Database) -> None:
         self.schema = GraphSchema.from_database(db)
-        self.num_neighbors = list(num_neighbors)
         self.num_rows = {t: len(db.table_dict[t].df) for t in self.schema.tables}
         self.times: dict[str, np.ndarray | None] = {}
         for t in self.schema.tables:
@@ -90,6 +89,27 @@ class TemporalSampler:
             self.children[rel.index] = _child_index(
                 self.parent_of[rel.index], self.times[rel.child], self.num_rows[rel.parent]
             )
+
+
+_INDEXES: "weakref.WeakKeyDictionary[Database, _DatabaseIndex]" = weakref.WeakKeyDictionary()
+"""Each live database's index, dropped with the database. A database is not changed once
+loaded (the stages read their snapshot), so an index never goes stale."""
+
+
+class TemporalSampler:
+    """Most-recent-k temporal neighbour sampler producing disjoint per-seed subtrees.
+
+    ``num_neighbors[h]`` caps the children taken per relation at hop ``h``; a child reaches
+    its (single) parent whenever the parent exists by the seed time.
+    """
+
+    def __init__(self, db: Database, num_neighbors: list[int] = [8, 8]) -> None:  # noqa: B006
+        self.num_neighbors = list(num_neighbors)
+        index = _INDEXES.get(db)
+        if index is None:
+            index = _INDEXES[db] = _DatabaseIndex(db)
+        self.schema, self.num_rows, self.times = index.schema, index.num_rows, index.times
+        self.parent_of, self.children = index.parent_of, index.children
 
     def _node_time(self, table: str, rows: np.ndarray) -> np.ndarray:
         times = self.times[table]

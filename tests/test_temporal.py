@@ -73,6 +73,28 @@ def test_most_recent_k_hand_checked() -> None:
     assert sub[c].time.tolist() == [UNTIMED, UNTIMED]
 
 
+def test_samplers_of_one_database_share_its_index_and_keep_their_own_caps() -> None:
+    """The KRR stage, its judge and its coresets each sample one database: they share one
+    index (built once), each with its own neighbour caps, and the index goes with the database."""
+    import gc
+    import weakref
+
+    from t2g_lib.temporal import _INDEXES
+
+    db = _db()
+    two, one = TemporalSampler(db, num_neighbors=[2]), TemporalSampler(db, num_neighbors=[1])
+    assert two.children is one.children and two.parent_of is one.parent_of and two.times is one.times
+    o = GraphSchema.from_database(db).node_type("order.items")
+    seeds, at = np.array([0]), np.array([_secs(3.5)])
+    assert sorted(two.sample("my customers", seeds, at)[o].n_id.tolist()) == [2, 3]
+    assert len(one.sample("my customers", seeds, at)[o].n_id) == 1
+    assert TemporalSampler(_db(), [2]).children is not two.children  # another database, its own
+    alive = weakref.ref(_INDEXES[db])
+    del db, two, one
+    gc.collect()
+    assert alive() is None
+
+
 def test_parent_time_filter_and_edge_direction() -> None:
     db = _db()
     gs = GraphSchema.from_database(db)
