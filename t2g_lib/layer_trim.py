@@ -17,6 +17,7 @@ every layer on every row kept: that is how HAN reads a sampled subgraph of real 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,9 +91,13 @@ class TrimmedGraph:
 
     def to(self, device) -> TrimmedGraph:
         """The same inputs on ``device``."""
-        move = lambda d: None if d is None else {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return self.apply(lambda t: t.to(device))
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> TrimmedGraph:
+        """The same inputs with ``fn`` applied to each tensor (moved, or copied elsewhere)."""
+        move = lambda d: None if d is None else {k: fn(v) for k, v in d.items()}  # noqa: E731
         layers = None if self.layers is None else [LayerCut(c.size, move(c.edge_index)) for c in self.layers]
-        return TrimmedGraph(move(self.x), move(self.edge_index), move(self.ages), self.seed.to(device), layers)
+        return TrimmedGraph(move(self.x), move(self.edge_index), move(self.ages), fn(self.seed), layers)
 
     def nbytes(self) -> int:
         """Bytes of its tensors (tensors it shares with the whole graph counted too)."""

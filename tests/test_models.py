@@ -309,3 +309,27 @@ def test_batches_built_again_past_the_cache_train_the_same_model(fx: Fixture, mo
     assert kept.losses == rebuilt.losses
     for a, b in zip(kept.model.state_dict().values(), rebuilt.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_split_past_its_memory_keeps_its_inputs_in_scratch_files_and_scores_the_same(
+        fx: Fixture, monkeypatch, tmp_path) -> None:
+    """Beyond ``SPLIT_MEMORY_BYTES`` a sampled split keeps its model inputs in scratch files:
+    the same predictions, bit for bit, with the inputs' features in files, not memory."""
+    import sys
+    import tempfile
+
+    import t2g_lib.train as train
+
+    graph = make_graph(fx)
+    res = train_distilled("sage", graph, DistilledRecipe(steps=10), seed=0, task_type="binary")
+    sampler = TemporalSampler(fx.db, [8, 8])
+    in_memory = SampledSplit(sampler, fx.features, fx.val, fx.task, 16).predict(res.model, "cpu")
+    monkeypatch.setattr(train, "SPLIT_MEMORY_BYTES", 0)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    split = SampledSplit(sampler, fx.features, fx.val, fx.task, 16)
+    np.testing.assert_array_equal(split.predict(res.model, "cpu"), in_memory)
+    if sys.platform.startswith("linux"):
+        from test_scratch import mapping_of
+
+        x = next(t for inputs in split.inputs(res.model) for t in inputs.x.values() if t.numel())
+        assert mapping_of(x).startswith(str(tmp_path))
