@@ -281,6 +281,7 @@ def report(rows: list[dict]) -> str:
                         + " | ".join(f"{by[s]['peak_anon'] / gib:.1f}" if "peak_anon" in by.get(s, {}) else "-"
                                      for s in names) + f" | {r['commit']} |")
     failures = [f"- {r['database']} at {r['commit']} ({run_kind(r)}): {r['failed']}" for r in rows if "failed" in r]
+    notes = [f"- {r['database']} at {r['commit']} ({run_kind(r)}): {r['note']}" for r in rows if r.get("note")]
     tpch = latest_tpch(rows)
     n = [r["rows"] for r in tpch]
     fits = [f"- whole distillation: time slope {slope(n, [r['distill_seconds'] for r in tpch]):.2f}, "
@@ -296,6 +297,7 @@ def report(rows: list[dict]) -> str:
             "(``--memory-limit``), page cache included. A database measured again (``--remeasure``) has a row per "
             "commit.\n"
             + ("\nFailed runs:\n\n" + "\n".join(failures) + "\n" if failures else "")
+            + ("\nConditions of some runs:\n\n" + "\n".join(notes) + "\n" if notes else "")
             + "\nFitted log-log slopes against rows on TPC-H, the latest in-process measurement of each scale "
             "(1.0 = linear):\n\n" + "\n".join(fits) + "\n")
 
