@@ -392,7 +392,7 @@ def tokenize_database(
         tokens.append(TableTokens(frame, col_stats, columns, n_distinct, embedder.n_embedded_strings - before))
         if progress is not None:
             progress(
-                f"{table}: {len(frame_df)} rows, {len(columns)} columns, "
+                f"{table}: {tokens[-1].n_rows} rows, {len(columns)} columns, "
                 f"{n_distinct} distinct texts ({tokens[-1].n_embedded_now} embedded now)"
                 + "".join(f", {c.source!r} hashed" for c in columns if c.encoder == HASHING)
             )

@@ -262,7 +262,9 @@ def test_large_tables_tokens_move_to_scratch_files_unchanged(tokens: TokenizedDa
     monkeypatch.setattr(tokens_module, "SCRATCH_TABLE_BYTES", 0)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     db, types = odd_db()
-    moved = tokenize_database(db, types, cache_dir)
+    said: list[str] = []
+    moved = tokenize_database(db, types, cache_dir, progress=said.append)
+    assert len(said) == len(db.table_dict) and said[0].startswith("bare table: 5 rows")
     for a, b in zip(moved.table_tokens, tokens.table_tokens):
         for stype, feat in b.frame.feat_dict.items():
             x, y = a.frame.feat_dict[stype], feat
