@@ -254,26 +254,26 @@ def _fit_columns(table: "Table", types: dict[str, str], text_model_budget: int =
 def _prepare(df: pd.DataFrame, columns: list[ColumnToken]) -> pd.DataFrame:
     """The data frame torch_frame materializes: internal names, preprocessed values."""
     value_stype = {c.source: c.stype for c in columns if c.role == "value"}
-    out: dict[str, Any] = {}
-    for c in columns:
-        if c.role == "const":
-            out[c.name] = np.ones(len(df), dtype=np.float32)
-            continue
-        ser = df[c.source]
-        if c.role == "isna":
-            parse = _timestamps if value_stype[c.source] == "timestamp" else _numeric
-            out[c.name] = parse(ser).isna().to_numpy(dtype=np.float32)
-        elif c.stype == "numerical":
-            x = ((_numeric(ser) - c.center) / c.scale).clip(-CLIP, CLIP)
-            # The indicator column carries missingness; the value sits at the median.
-            out[c.name] = x.fillna(0.0).to_numpy(dtype=np.float32)
-        elif c.stype == "categorical":
-            out[c.name] = ser.astype(object).where(ser.notna(), MISSING_CATEGORY).astype(str).to_numpy()
-        elif c.stype == "text":
-            out[c.name] = ser.astype(object).where(ser.notna(), "").astype(str).to_numpy()
-        else:
-            out[c.name] = _timestamps(ser).to_numpy()
-    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+    return pd.DataFrame({c.name: _prepared(df, c, value_stype) for c in columns}, index=pd.RangeIndex(len(df)))
+
+
+def _prepared(df: pd.DataFrame, c: ColumnToken, value_stype: dict[str | None, str]) -> np.ndarray:
+    """Column ``c`` of ``_prepare``'s frame."""
+    if c.role == "const":
+        return np.ones(len(df), dtype=np.float32)
+    ser = df[c.source]
+    if c.role == "isna":
+        parse = _timestamps if value_stype[c.source] == "timestamp" else _numeric
+        return parse(ser).isna().to_numpy(dtype=np.float32)
+    if c.stype == "numerical":
+        x = ((_numeric(ser) - c.center) / c.scale).clip(-CLIP, CLIP)
+        # The indicator column carries missingness; the value sits at the median.
+        return x.fillna(0.0).to_numpy(dtype=np.float32)
+    if c.stype == "categorical":
+        return ser.astype(object).where(ser.notna(), MISSING_CATEGORY).astype(str).to_numpy()
+    if c.stype == "text":
+        return ser.astype(object).where(ser.notna(), "").astype(str).to_numpy()
+    return _timestamps(ser).to_numpy()
 
 
 def _materialize(
@@ -330,6 +330,58 @@ def _plain(value: Any) -> Any:
     return value
 
 
+TOKEN_CHUNK_ROWS = 1_000_000
+"""A table of more rows is tokenized this many rows at a time (``_tokenize_in_chunks``): its
+prepared frame and torch_frame's temporaries (2-3 GiB for TPC-H SF1's 6M order lines) exist
+for one chunk, not for the whole table."""
+
+
+def _tokenize_in_chunks(df: pd.DataFrame, columns: list[ColumnToken],
+                        embedder: "CachedTextEmbedder | None") -> tuple["TensorFrame", dict, int]:
+    """``_materialize`` of a large table a chunk of rows at a time, into scratch files:
+    (frame, col_stats, distinct texts for the model), the whole-table path's values.
+
+    The column statistics are fitted on every row first, a column at a time, as the
+    whole-table path fits them; each chunk is then encoded with them (``TableTokens.encode``'s
+    path). A text column's statistic (its vectors' width) comes from the first chunk. Text
+    vectors are per distinct string, so hashed text is the same bytes; a model's vectors may
+    differ in the last float bits where the model batches a string beside other strings."""
+    import torch
+    from torch_frame import TensorFrame
+    from torch_frame.data import MultiEmbeddingTensor
+
+    from t2g_lib.scratch import scratch_tensor
+
+    value_stype = {c.source: c.stype for c in columns if c.role == "value"}
+    stype_of = _col_to_stype(columns)
+    stats: dict[str, dict] = {}
+    texts = []
+    for c in columns:
+        values = _prepared(df, c, value_stype)
+        if c.stype != "text":
+            stats.update(_fit_col_stats(pd.DataFrame({c.name: values}), {c.name: stype_of[c.name]}))
+        elif c.encoder != HASHING:
+            texts.append(pd.unique(values))
+    n_distinct = int(pd.unique(np.concatenate(texts)).size) if texts else 0
+    _, first = _materialize(columns, _prepare(df.iloc[:TOKEN_CHUNK_ROWS], columns), embedder)
+    stats.update({c.name: first[c.name] for c in columns if c.stype == "text"})
+    n, feat, col_stats = len(df), {}, {}
+    for start in range(0, n, TOKEN_CHUNK_ROWS):
+        chunk, col_stats = _materialize(columns, _prepare(df.iloc[start : start + TOKEN_CHUNK_ROWS], columns),
+                                        embedder, stats)
+        for st, x in chunk.feat_dict.items():
+            if isinstance(x, torch.Tensor):
+                out = feat.setdefault(st, scratch_tensor((n, *x.shape[1:]), x.dtype))
+                out[start : start + len(x)] = x
+            elif isinstance(x, MultiEmbeddingTensor):
+                out = feat.setdefault(st, MultiEmbeddingTensor(n, x.num_cols, scratch_tensor(
+                    (n, x.values.shape[1]), x.values.dtype), x.offset.clone()))
+                out.values[start : start + x.num_rows] = x.values
+            else:
+                raise TypeError(f"no chunked tokens for {type(x).__name__} ({st})")
+    return TensorFrame(feat, chunk.col_names_dict), col_stats, n_distinct
+
+
 SCRATCH_TABLE_BYTES = 256 * 2**20
 """A table's tokens above this size move into a scratch file as soon as they are built, so
 the stage holds one table's working memory, not every table's tokens (TPC-H SF1's order lines
@@ -381,14 +433,17 @@ def tokenize_database(
     for table in tables:
         t = db.table_dict[table]
         columns = _fit_columns(t, column_types.get(table, {}), text_model_budget)
-        frame_df = _prepare(t.df, columns)
-        text_cols = [c.name for c in columns if c.stype == "text" and c.encoder != HASHING]
-        n_distinct = int(pd.unique(frame_df[text_cols].to_numpy().ravel()).size) if text_cols else 0
         before = embedder.n_embedded_strings
-        frame, col_stats = _materialize(columns, frame_df, embedder)
-        del frame_df
-        if _frame_bytes(frame) > SCRATCH_TABLE_BYTES:
-            frame = _in_scratch(frame)
+        if len(t.df) > TOKEN_CHUNK_ROWS:
+            frame, col_stats, n_distinct = _tokenize_in_chunks(t.df, columns, embedder)
+        else:
+            frame_df = _prepare(t.df, columns)
+            text_cols = [c.name for c in columns if c.stype == "text" and c.encoder != HASHING]
+            n_distinct = int(pd.unique(frame_df[text_cols].to_numpy().ravel()).size) if text_cols else 0
+            frame, col_stats = _materialize(columns, frame_df, embedder)
+            del frame_df
+            if _frame_bytes(frame) > SCRATCH_TABLE_BYTES:
+                frame = _in_scratch(frame)
         tokens.append(TableTokens(frame, col_stats, columns, n_distinct, embedder.n_embedded_strings - before))
         if progress is not None:
             progress(

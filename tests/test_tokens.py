@@ -276,3 +276,29 @@ def test_large_tables_tokens_move_to_scratch_files_unchanged(tokens: TokenizedDa
     assert all(torch.equal(a.frame.feat_dict[s], b.frame.feat_dict[s])
                for a, b in zip(loaded.table_tokens, tokens.table_tokens) for s in b.frame.feat_dict
                if isinstance(b.frame.feat_dict[s], torch.Tensor))
+
+
+def test_a_table_tokenized_in_chunks_equals_the_whole_table(tokens: TokenizedDatabase, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """Above ``TOKEN_CHUNK_ROWS`` a table is tokenized a chunk of rows at a time (column
+    statistics fitted on every row first): the same tokens, statistics and text counts."""
+    import t2g_lib.tokens as tokens_module
+
+    monkeypatch.setattr(tokens_module, "TOKEN_CHUNK_ROWS", 7)  # 40 and 120 rows: uneven chunks
+    db, types = odd_db()
+    chunked = tokenize_database(db, types, tmp_path)  # a cold text cache, as the fixture's was
+    assert chunked.summary() == tokens.summary()
+    for a, b in zip(chunked.table_tokens, tokens.table_tokens):
+        assert a.col_stats.keys() == b.col_stats.keys()
+        for col, stats in b.col_stats.items():
+            assert a.col_stats[col].keys() == stats.keys()
+            for kind, value in stats.items():
+                other = a.col_stats[col][kind]
+                assert torch.equal(other, value) if isinstance(value, torch.Tensor) else other == value, (col, kind)
+        assert a.frame.col_names_dict == b.frame.col_names_dict
+        for stype, feat in b.frame.feat_dict.items():
+            x, y = a.frame.feat_dict[stype], feat
+            if not isinstance(y, torch.Tensor):  # the text vectors
+                assert x.num_rows == y.num_rows and torch.equal(x.offset, y.offset)
+                x, y = x.values, y.values
+            assert torch.equal(x, y), stype
