@@ -91,7 +91,7 @@ class TableTokens:
         Unseen categories become NA (-1); numerical scaling and category indices are those
         of the fit, so the result is directly comparable with ``frame``.
         """
-        return _materialize(self.columns, _prepare(df, self.columns), embedder, self.col_stats)[0]
+        return materialize(self.columns, prepare_frame(df, self.columns), embedder, self.col_stats)[0]
 
 
 @dataclass
@@ -174,7 +174,7 @@ class TokenizedDatabase:
         return cls(list(meta["tables"]), tokens, dict(meta.get("meta", {})))
 
 
-def _col_to_stype(columns: list[ColumnToken]) -> dict[str, Any]:
+def col_to_stype(columns: list[ColumnToken]) -> dict[str, Any]:
     import torch_frame
 
     kinds = {
@@ -251,14 +251,14 @@ def _fit_columns(table: "Table", types: dict[str, str], text_model_budget: int =
     return cols
 
 
-def _prepare(df: pd.DataFrame, columns: list[ColumnToken]) -> pd.DataFrame:
+def prepare_frame(df: pd.DataFrame, columns: list[ColumnToken]) -> pd.DataFrame:
     """The data frame torch_frame materializes: internal names, preprocessed values."""
     value_stype = {c.source: c.stype for c in columns if c.role == "value"}
-    return pd.DataFrame({c.name: _prepared(df, c, value_stype) for c in columns}, index=pd.RangeIndex(len(df)))
+    return pd.DataFrame({c.name: prepare_column(df, c, value_stype) for c in columns}, index=pd.RangeIndex(len(df)))
 
 
-def _prepared(df: pd.DataFrame, c: ColumnToken, value_stype: dict[str | None, str]) -> np.ndarray:
-    """Column ``c`` of ``_prepare``'s frame."""
+def prepare_column(df: pd.DataFrame, c: ColumnToken, value_stype: dict[str | None, str]) -> np.ndarray:
+    """Column ``c`` of ``prepare_frame``'s frame."""
     if c.role == "const":
         return np.ones(len(df), dtype=np.float32)
     ser = df[c.source]
@@ -276,7 +276,7 @@ def _prepared(df: pd.DataFrame, c: ColumnToken, value_stype: dict[str | None, st
     return _timestamps(ser).to_numpy()
 
 
-def _materialize(
+def materialize(
     columns: list[ColumnToken],
     frame_df: pd.DataFrame,
     embedder: "CachedTextEmbedder | None",
@@ -286,19 +286,19 @@ def _materialize(
     from torch_frame.config.text_embedder import TextEmbedderConfig
     from torch_frame.data import Dataset
 
-    col_to_stype = _col_to_stype(columns)
+    stypes = col_to_stype(columns)
     if embedder is None and any(c.stype == "text" and c.encoder != HASHING for c in columns):
         raise ValueError("text columns need a text embedder")
     # batch_size=None: the embedder sees the whole column at once and embeds each distinct
     # string once; it batches the model (or the hashing) itself.
     cfg = {c.name: TextEmbedderConfig(text_embedder=embedder if c.encoder != HASHING else hashed_text_embedder(),
                                       batch_size=None) for c in columns if c.stype == "text"}
-    ds = Dataset(frame_df, col_to_stype, col_to_text_embedder_cfg=cfg or None)
-    ds.materialize(col_stats=col_stats if col_stats is not None else _fit_col_stats(frame_df, col_to_stype))
+    ds = Dataset(frame_df, stypes, col_to_text_embedder_cfg=cfg or None)
+    ds.materialize(col_stats=col_stats if col_stats is not None else fit_col_stats(frame_df, stypes))
     return ds.tensor_frame, {col: {k: _plain(v) for k, v in st.items()} for col, st in ds.col_stats.items()}
 
 
-def _fit_col_stats(frame_df: pd.DataFrame, col_to_stype: dict[str, Any]) -> dict[str, dict]:
+def fit_col_stats(frame_df: pd.DataFrame, stypes: dict[str, Any]) -> dict[str, dict]:
     """torch_frame's column statistics, with numerical ones vectorized.
 
     torch_frame computes numerical stats through ``np.hstack`` over the column's Python
@@ -308,7 +308,7 @@ def _fit_col_stats(frame_df: pd.DataFrame, col_to_stype: dict[str, Any]) -> dict
     from torch_frame.data.stats import StatType, compute_col_stats
 
     stats: dict[str, dict] = {}
-    for col, stype in col_to_stype.items():
+    for col, stype in stypes.items():
         if stype == torch_frame.numerical:
             x = frame_df[col].to_numpy(dtype=np.float64)  # prepared: finite, no NaN
             stats[col] = {
@@ -330,86 +330,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-TOKEN_CHUNK_ROWS = 1_000_000
-"""A table of more rows is tokenized this many rows at a time (``_tokenize_in_chunks``): its
-prepared frame and torch_frame's temporaries (2-3 GiB for TPC-H SF1's 6M order lines) exist
-for one chunk, not for the whole table."""
-
-
-def _tokenize_in_chunks(df: pd.DataFrame, columns: list[ColumnToken],
-                        embedder: "CachedTextEmbedder | None") -> tuple["TensorFrame", dict, int]:
-    """``_materialize`` of a large table a chunk of rows at a time, into scratch files:
-    (frame, col_stats, distinct texts for the model), the whole-table path's values.
-
-    The column statistics are fitted on every row first, a column at a time, as the
-    whole-table path fits them; each chunk is then encoded with them (``TableTokens.encode``'s
-    path). A text column's statistic (its vectors' width) comes from the first chunk. Text
-    vectors are per distinct string, so hashed text is the same bytes; a model's vectors may
-    differ in the last float bits where the model batches a string beside other strings."""
-    import torch
-    from torch_frame import TensorFrame
-    from torch_frame.data import MultiEmbeddingTensor
-
-    from t2g_lib.scratch import scratch_tensor
-
-    value_stype = {c.source: c.stype for c in columns if c.role == "value"}
-    stype_of = _col_to_stype(columns)
-    stats: dict[str, dict] = {}
-    texts = []
-    for c in columns:
-        values = _prepared(df, c, value_stype)
-        if c.stype != "text":
-            stats.update(_fit_col_stats(pd.DataFrame({c.name: values}), {c.name: stype_of[c.name]}))
-        elif c.encoder != HASHING:
-            texts.append(pd.unique(values))
-    n_distinct = int(pd.unique(np.concatenate(texts)).size) if texts else 0
-    _, first = _materialize(columns, _prepare(df.iloc[:TOKEN_CHUNK_ROWS], columns), embedder)
-    stats.update({c.name: first[c.name] for c in columns if c.stype == "text"})
-    n, feat, col_stats = len(df), {}, {}
-    for start in range(0, n, TOKEN_CHUNK_ROWS):
-        chunk, col_stats = _materialize(columns, _prepare(df.iloc[start : start + TOKEN_CHUNK_ROWS], columns),
-                                        embedder, stats)
-        for st, x in chunk.feat_dict.items():
-            if isinstance(x, torch.Tensor):
-                out = feat.setdefault(st, scratch_tensor((n, *x.shape[1:]), x.dtype))
-                out[start : start + len(x)] = x
-            elif isinstance(x, MultiEmbeddingTensor):
-                out = feat.setdefault(st, MultiEmbeddingTensor(n, x.num_cols, scratch_tensor(
-                    (n, x.values.shape[1]), x.values.dtype), x.offset.clone()))
-                out.values[start : start + x.num_rows] = x.values
-            else:
-                raise TypeError(f"no chunked tokens for {type(x).__name__} ({st})")
-    return TensorFrame(feat, chunk.col_names_dict), col_stats, n_distinct
-
-
-SCRATCH_TABLE_BYTES = 256 * 2**20
-"""A table's tokens above this size move into a scratch file as soon as they are built, so
-the stage holds one table's working memory, not every table's tokens (TPC-H SF1's order lines
-alone take 2.7 GiB)."""
-
-
-def _frame_bytes(frame: "TensorFrame") -> int:
-    """Bytes of a frame's feature tensors (a multi-tensor's values and offsets)."""
-    import torch
-
-    feats = frame.feat_dict.values()
-    parts = [p for x in feats for p in ([x] if isinstance(x, torch.Tensor) else [x.values, x.offset])]
-    return sum(p.numel() * p.element_size() for p in parts)
-
-
-def _in_scratch(frame: "TensorFrame") -> "TensorFrame":
-    """The frame with its feature tensors copied into scratch files (``scratch.py``): page
-    cache the kernel can write out, not the process's own memory. Values are unchanged."""
-    import torch
-    from torch_frame import TensorFrame
-
-    from t2g_lib.scratch import scratch_copy
-
-    feat = {st: scratch_copy(x) if isinstance(x, torch.Tensor) else x._apply(scratch_copy)
-            for st, x in frame.feat_dict.items()}
-    return TensorFrame(feat, frame.col_names_dict, frame.y)
-
-
 def tokenize_database(
     db: "Database",
     column_types: dict[str, dict[str, str]],
@@ -425,6 +345,7 @@ def tokenize_database(
     Text vectors are cached under ``cache_dir`` (shared across runs and tasks); a text column
     with more than ``text_model_budget`` distinct strings is hashed instead (``text_hash.py``).
     """
+    from t2g_lib import tokens_at_scale
     from t2g_lib.text_embed import MODEL_ID, CachedTextEmbedder
 
     embedder = CachedTextEmbedder(cache_dir, device=device)
@@ -434,16 +355,16 @@ def tokenize_database(
         t = db.table_dict[table]
         columns = _fit_columns(t, column_types.get(table, {}), text_model_budget)
         before = embedder.n_embedded_strings
-        if len(t.df) > TOKEN_CHUNK_ROWS:
-            frame, col_stats, n_distinct = _tokenize_in_chunks(t.df, columns, embedder)
+        if len(t.df) > tokens_at_scale.TOKEN_CHUNK_ROWS:
+            frame, col_stats, n_distinct = tokens_at_scale.tokenize_in_chunks(t.df, columns, embedder)
         else:
-            frame_df = _prepare(t.df, columns)
+            frame_df = prepare_frame(t.df, columns)
             text_cols = [c.name for c in columns if c.stype == "text" and c.encoder != HASHING]
             n_distinct = int(pd.unique(frame_df[text_cols].to_numpy().ravel()).size) if text_cols else 0
-            frame, col_stats = _materialize(columns, frame_df, embedder)
+            frame, col_stats = materialize(columns, frame_df, embedder)
             del frame_df
-            if _frame_bytes(frame) > SCRATCH_TABLE_BYTES:
-                frame = _in_scratch(frame)
+            if tokens_at_scale.frame_bytes(frame) > tokens_at_scale.SCRATCH_TABLE_BYTES:
+                frame = tokens_at_scale.in_scratch(frame)
         tokens.append(TableTokens(frame, col_stats, columns, n_distinct, embedder.n_embedded_strings - before))
         if progress is not None:
             progress(

@@ -253,7 +253,7 @@ def test_large_tables_tokens_move_to_scratch_files_unchanged(tokens: TokenizedDa
     import sys
     import tempfile
 
-    import t2g_lib.tokens as tokens_module
+    import t2g_lib.tokens_at_scale as tokens_module
 
     if not sys.platform.startswith("linux"):
         pytest.skip("reads /proc/self/maps")
@@ -282,7 +282,7 @@ def test_a_table_tokenized_in_chunks_equals_the_whole_table(tokens: TokenizedDat
                                                              monkeypatch) -> None:
     """Above ``TOKEN_CHUNK_ROWS`` a table is tokenized a chunk of rows at a time (column
     statistics fitted on every row first): the same tokens, statistics and text counts."""
-    import t2g_lib.tokens as tokens_module
+    import t2g_lib.tokens_at_scale as tokens_module
 
     monkeypatch.setattr(tokens_module, "TOKEN_CHUNK_ROWS", 7)  # 40 and 120 rows: uneven chunks
     db, types = odd_db()
