@@ -51,11 +51,11 @@ def tokenize_in_chunks(df: pd.DataFrame, columns: list[ColumnToken],
     stats: dict[str, dict] = {}
     texts = []
     for c in columns:
-        values = prepare_column(df, c, value_stype)
         if c.stype != "text":
-            stats.update(fit_col_stats(pd.DataFrame({c.name: values}), {c.name: stype_of[c.name]}))
-        elif c.encoder != HASHING:
-            texts.append(pd.unique(values))
+            values = pd.DataFrame({c.name: prepare_column(df, c, value_stype)})
+            stats.update(fit_col_stats(values, {c.name: stype_of[c.name]}))
+        elif c.encoder != HASHING:  # hashed text needs no statistic and no count
+            texts.append(pd.unique(prepare_column(df, c, value_stype)))
     n_distinct = int(pd.unique(np.concatenate(texts)).size) if texts else 0
     text = [c for c in columns if c.stype == "text"]
     if text:  # the text columns of the first chunk alone, for their vectors' width
