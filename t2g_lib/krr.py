@@ -49,7 +49,8 @@ from t2g_lib.metrics import BINARY, MULTICLASS, is_better, primary_metric, score
 from t2g_lib.metrics import loss as task_loss
 from t2g_lib.krr_real import RealSide, block_ages, embed_real, example_ages, matched_examples, pseudo_label_sides
 from t2g_lib.label_space import LabelSpace
-from t2g_lib.propagate import propagate_all
+from t2g_lib.propagate import with_time_features
+from t2g_lib.propagate_cut import CutEmbeddings, PropagationCut
 from t2g_lib.task_data import TaskData, with_val_sample
 from t2g_lib.teacher import TeacherLabels
 from t2g_lib.temporal import TemporalSampler, to_seconds
@@ -132,12 +133,23 @@ def concedes(krr_val: float, coreset_val: float, margin: float | None, kind) -> 
     return krr_val < bound if higher_better else krr_val > bound
 
 
-def _support(n: int, size: int, rng: np.random.Generator, dev) -> torch.Tensor | slice:
-    """The synthetic nodes one step's KRR solve is built on: all of them, or ``size`` drawn
-    at random, so a step costs at most a ``size x size`` solve whatever the budget."""
+def _support(n: int, size: int, rng: np.random.Generator) -> np.ndarray | None:
+    """The synthetic nodes one step's KRR solve is built on: all of them (None), or ``size``
+    drawn at random (sorted), so a step costs at most a ``size x size`` solve whatever the
+    budget."""
     if n <= size:
-        return slice(None)
-    return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=dev)
+        return None
+    return np.sort(rng.choice(n, size, replace=False))
+
+
+def _rows_of(values: torch.Tensor, rows: np.ndarray | None) -> torch.Tensor:
+    """``values`` at ``rows`` (None: all of them)."""
+    return values if rows is None else values[torch.as_tensor(rows, device=values.device)]
+
+
+def _union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """Rows wanted by either of two draws (None: every row)."""
+    return None if a is None or b is None else np.union1d(a, b)
 
 
 def _pseudo_tables(sides: dict, n: int, rng: np.random.Generator) -> list[str]:
@@ -304,20 +316,27 @@ def distill_features(
     def synthetic_ages() -> dict[str, torch.Tensor] | None:
         return {nt: torch.expm1(a) for nt, a in log_age.items()} if config.temporal else None
 
-    def synthetic_z() -> dict[str, torch.Tensor]:
-        for nt, x in x_syn.items():
-            syn[nt].x = x @ decode[nt][0] + decode[nt][1] if nt in decode else x
-        return propagate_all(syn, config.hops, config.aggr, synthetic_ages())
+    def synthetic_inputs(nt: str, rows: torch.Tensor) -> torch.Tensor:
+        """``h^0`` of some synthetic rows: their decoded features and ages' time features."""
+        x = x_syn[nt].index_select(0, rows)
+        x = x @ decode[nt][0] + decode[nt][1] if nt in decode else x
+        ages = {nt: torch.expm1(log_age[nt].index_select(0, rows))} if nt in log_age else {}
+        return with_time_features({nt: x}, ages if config.temporal else None)[nt]
+
+    # Each step propagates only to the synthetic rows its loss reads (``propagate_cut``).
+    cut = PropagationCut(syn)
+
+    def synthetic_z(wanted: dict[str, np.ndarray | None]) -> CutEmbeddings:
+        return cut.embed(wanted, config.hops, synthetic_inputs, config.aggr, dev)
 
     # Validation solves on one fixed draw of at most ``support_size`` synthetic target nodes,
     # so its cost is bounded like a step's and every checkpoint is scored on the same nodes.
-    val_sup = _support(len(start.x[task.entity_table]), config.support_size,
-                       np.random.default_rng([config.seed, 3]), dev)
+    val_sup = _support(len(start.x[task.entity_table]), config.support_size, np.random.default_rng([config.seed, 3]))
 
     def validate() -> float:
         with torch.no_grad():
-            zs = task_side.normalise(synthetic_z()[ent_nt])[val_sup]
-            y2 = (y_syn if multiclass else y_syn.unsqueeze(1))[val_sup]
+            zs = task_side.normalise(synthetic_z({ent_nt: val_sup}).take(ent_nt, val_sup))
+            y2 = _rows_of(y_syn if multiclass else y_syn.unsqueeze(1), val_sup)
             alpha = _krr_weights(kernel(zs, zs), y2, config.ridge)  # one solve for all of val
             pred = torch.cat([
                 kernel(z_val[i : i + config.batch_size], zs) @ alpha
@@ -389,27 +408,31 @@ def distill_features(
     if 0 in checks:
         judge_now(0, best)
 
-    n_pool = task_side.z.shape[0]
+    n_pool, n_ent = task_side.z.shape[0], len(start.x[task.entity_table])
     for step in range(1, config.steps + 1):
-        zs_all = synthetic_z()
-        zs = task_side.normalise(zs_all[ent_nt])
+        # every draw first, then one propagation to the rows they read
         batch = torch.as_tensor(
             rng.choice(n_pool, size=min(config.batch_size, n_pool), replace=False), device=dev
         )
-        sup = _support(len(zs), config.support_size, rng, dev)
-        zs_s, y_s = zs[sup], y_syn[sup]
+        sup = _support(n_ent, config.support_size, rng)
+        drawn: dict[str, tuple[np.ndarray | None, np.ndarray]] = {}
+        for nt in _pseudo_tables(pseudo_sides, config.pseudo_tables, pseudo_rng):
+            n_side = pseudo_sides[nt][0].z.shape[0]
+            drawn[nt] = (_support(len(pseudo_sides[nt][1]), config.pseudo_support_size, pseudo_rng),
+                         pseudo_rng.choice(n_side, min(config.pseudo_batch_size, n_side), replace=False))
+        wanted = {ent_nt: sup}
+        for nt, (psup, _) in drawn.items():
+            wanted[nt] = _union(wanted[nt], psup) if nt in wanted else psup
+        z = synthetic_z(wanted)
+        zs_s, y_s = task_side.normalise(z.take(ent_nt, sup)), _rows_of(y_syn, sup)
         pred = krr_predict(kernel(task_side.z[batch], zs_s), kernel(zs_s, zs_s), y_s, config.ridge)
         loss_task = task_loss(kind, pred, task_side.target[batch])
         loss_pseudo = torch.zeros((), device=dev)
-        drawn = _pseudo_tables(pseudo_sides, config.pseudo_tables, pseudo_rng)
-        for nt in drawn:
+        for nt, (psup, pick) in drawn.items():
             side, support = pseudo_sides[nt]
-            sup = _support(len(support), config.pseudo_support_size, pseudo_rng, dev)
-            zp = side.normalise(zs_all[nt][sup])
-            n_side = side.z.shape[0]
-            pick = pseudo_rng.choice(n_side, min(config.pseudo_batch_size, n_side), replace=False)
+            zp = side.normalise(z.take(nt, psup))
             pb = torch.as_tensor(pick, device=dev)
-            logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), support[sup], config.ridge)
+            logits = krr_predict(kernel(side.z[pb], zp), kernel(zp, zp), _rows_of(support, psup), config.ridge)
             loss_pseudo = loss_pseudo + F.cross_entropy(logits, side.target[pb])
         # mean over the tables drawn (an unbiased estimate of the mean over all): beta holds for any schema size
         loss_pseudo = loss_pseudo / max(len(drawn), 1)

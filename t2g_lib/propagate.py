@@ -31,19 +31,45 @@ def time_features(age_days: torch.Tensor) -> torch.Tensor:
     return feats * timed[:, None].to(feats.dtype)
 
 
-def _inputs(data: HeteroData, ages: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+def with_time_features(x: dict[str, torch.Tensor], ages: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
     """``h^0``: each node type's ``x``, with ``time_features`` appended when ``ages`` is given
     (types without ages, or untimed rows, get zeros there)."""
-    h = {nt: data[nt].x for nt in data.node_types}
     if ages is None:
-        return h
+        return x
     out = {}
-    for nt, x in h.items():
+    for nt, rows in x.items():
         age = ages.get(nt)
         if age is None:
-            age = torch.full((x.shape[0],), float("nan"), dtype=x.dtype, device=x.device)
-        out[nt] = torch.cat([x, time_features(age).to(x.dtype)], dim=1)
+            age = torch.full((rows.shape[0],), float("nan"), dtype=rows.dtype, device=rows.device)
+        out[nt] = torch.cat([rows, time_features(age).to(rows.dtype)], dim=1)
     return out
+
+
+def hop(
+    h: dict[str, torch.Tensor], edges: dict[tuple[str, str, str], torch.Tensor], sizes: dict[str, int],
+    own: dict[str, torch.Tensor | None], aggr: str,
+) -> dict[str, torch.Tensor]:
+    """One step of the propagation for the ``sizes[nt]`` output rows of each node type: the
+    mean of a row's own state and, per relation it has in-neighbours under, their mean or sum.
+    ``edges[et]``: (2, E) positions of each edge's source in ``h[src]`` and of its destination
+    among the outputs, every in-edge of every output row; ``own[nt]``: the outputs' positions
+    in ``h[nt]`` (None: the same rows)."""
+    total = {nt: h[nt] if own[nt] is None else h[nt].index_select(0, own[nt]) for nt in sizes}
+    terms = {nt: h[nt].new_ones(n, 1) for nt, n in sizes.items()}  # self + relations
+    for (src, _, dst), ei in edges.items():
+        if dst not in sizes or ei.numel() == 0:
+            continue
+        msg = h[src].index_select(0, ei[0])
+        summed = scatter(msg, ei[1], dim=0, dim_size=sizes[dst], reduce="sum")
+        deg = scatter(msg.new_ones(ei.shape[1], 1), ei[1], dim=0, dim_size=sizes[dst], reduce="sum")
+        total[dst] = total[dst] + (summed / deg.clamp(min=1) if aggr == "mean" else summed)
+        terms[dst] = terms[dst] + (deg > 0).to(total[dst].dtype)
+    return {nt: total[nt] / terms[nt] for nt in sizes}
+
+
+def check_aggr(aggr: str) -> None:
+    if aggr not in ("mean", "sum"):
+        raise ValueError(f"aggr must be 'mean' or 'sum', got {aggr!r}")
 
 
 def _layers(
@@ -54,36 +80,16 @@ def _layers(
 
     The last hop only feeds the wanted types, so it is computed for them alone.
     """
-    if aggr not in ("mean", "sum"):
-        raise ValueError(f"aggr must be 'mean' or 'sum', got {aggr!r}")
-    h = _inputs(data, ages)
+    check_aggr(aggr)
+    h = with_time_features({nt: data[nt].x for nt in data.node_types}, ages)
     layers = {nt: [x] for nt, x in h.items()}
+    edges = {et: data[et].edge_index for et in data.edge_types}
     for k in range(hops):
         targets = set(h) if wanted is None or k < hops - 1 else wanted
-        total = {nt: h[nt] for nt in targets}  # self term; updated out of place, h untouched
-        terms = {nt: h[nt].new_ones(h[nt].shape[0], 1) for nt in targets}  # self + relations
-        for src, rel, dst in data.edge_types:
-            ei = data[src, rel, dst].edge_index
-            if dst not in targets or ei.numel() == 0:
-                continue
-            n_dst = h[dst].shape[0]
-            msg = h[src].index_select(0, ei[0])
-            summed = scatter(msg, ei[1], dim=0, dim_size=n_dst, reduce="sum")
-            ones = msg.new_ones(ei.shape[1], 1)
-            deg = scatter(ones, ei[1], dim=0, dim_size=n_dst, reduce="sum")
-            total[dst] = total[dst] + (summed / deg.clamp(min=1) if aggr == "mean" else summed)
-            terms[dst] = terms[dst] + (deg > 0).to(h[dst].dtype)
-        h = {nt: total[nt] / terms[nt] for nt in targets}
+        h = hop(h, edges, {nt: h[nt].shape[0] for nt in targets}, dict.fromkeys(targets), aggr)
         for nt, x in h.items():
             layers[nt].append(x)
     return {nt: xs for nt, xs in layers.items() if wanted is None or nt in wanted}
-
-
-def propagate_all(
-    data: HeteroData, hops: int, aggr: str = "mean", ages: dict[str, torch.Tensor] | None = None
-) -> dict[str, torch.Tensor]:
-    """``concat(h^0..h^hops)`` for every node type (see ``propagate``)."""
-    return {nt: torch.cat(xs, dim=1) for nt, xs in _layers(data, hops, None, aggr, ages).items()}
 
 
 def propagate(
