@@ -7,7 +7,7 @@ and kernel ridge regression predicts the real targets from the synthetic labels 
 closed form, so one optimizer over ``(X', Y')`` suffices: no inner training loop.
 
 Only ``batch x n'`` and ``n' x n'`` kernels are ever built, and the cached real embeddings
-are capped by the config (``steps * batch_size`` training rows, ``pseudo_batch_size *
+are capped by the config (``steps * batch_size`` training rows and ``pool_rows``, ``pseudo_batch_size *
 pseudo_pool_batches`` rows per table) plus one (n_val, D) matrix for the validation rows
 (at most ``val_rows`` of them), so memory never grows quadratically, nor with the labels.
 Training starts from the block centroids (DESIGN.md's KRR probe) or from a herding subgraph
@@ -258,7 +258,7 @@ def distill_features(
     space = LabelSpace.fit(kind, targets)
 
     # --- real side, embedded once
-    pool = rng.permutation(len(train))[: min(len(train), config.steps * config.batch_size)]
+    pool = rng.permutation(len(train))[: min(len(train), config.steps * config.batch_size, config.pool_rows or len(train))]
     y_train = space.standardise(train[task.target_col].to_numpy()[pool])
     y_train = y_train.astype(np.int64 if multiclass else np.float32)
     task_side = RealSide.build(

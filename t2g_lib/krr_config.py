@@ -46,7 +46,8 @@ class KRRConfig:
     coreset_feature_dim: int = 8  # components per row of that coreset (its own codec, in the same bytes); 0: as the KRR graph
     coreset_labels: list[str] = field(default_factory=lambda: ["teacher", "hard"])  # labellings of that coreset the judge weighs (the teacher's where there is one)
     coreset_label_times: list[int] = field(default_factory=lambda: [0, 1])  # label times per entity history (0: all), one coreset judged per entry (krr_start.herding_coresets)
-    val_rows: int | None = 20_000  # val labels the surrogate and the judge score on, drawn with the seed (task_data.with_val_sample); None: all
+    val_rows: int | None = 10_000  # val labels the surrogate and the judge score on, drawn with the seed (task_data.with_val_sample); None: all
+    pool_rows: int | None = 131_072  # labelled train rows embedded for the task term (and no more than steps x batch_size); None: no cap beyond that
 
     def judge_recipe(self) -> DistilledRecipe:
         """How the GNN judge trains on each graph it scores."""

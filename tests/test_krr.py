@@ -483,3 +483,25 @@ def test_distillation_scores_on_a_seeded_sample_of_at_most_val_rows_labels(fixtu
     uncapped = _distill(fixture, steps=4, eval_every=2, val_rows=None)[1]["val"]
     assert _distill(fixture, steps=4, eval_every=2, val_rows=len(val))[1]["val"] == uncapped
     assert _distill(fixture, steps=4, eval_every=2, val_rows=7)[1]["val"] != uncapped
+
+
+def test_pool_rows_caps_the_train_rows_embedded_for_the_task_term(fixture, monkeypatch) -> None:
+    """``pool_rows`` bounds the labelled rows embedded once for the task term: a task with no
+    more is untouched (same losses as no cap), a smaller cap embeds that many."""
+    import t2g_lib.krr as krr
+
+    train = fixture[5]
+    embedded = []
+
+    def recording(sampler, table, rows, *args, **kwargs):
+        embedded.append((table, len(rows)))
+        return embed_real(sampler, table, rows, *args, **kwargs)
+
+    embed_real = krr.embed_real
+    monkeypatch.setattr(krr, "embed_real", recording)
+    uncapped = _distill(fixture, steps=4, eval_every=2, pool_rows=None)[1]["loss"]
+    assert embedded[0] == ("customers", len(train))  # the task pool is embedded first
+    assert _distill(fixture, steps=4, eval_every=2, pool_rows=len(train))[1]["loss"] == uncapped
+    embedded.clear()
+    assert _distill(fixture, steps=4, eval_every=2, pool_rows=5)[1]["loss"] != uncapped
+    assert embedded[0] == ("customers", 5)
