@@ -7,11 +7,12 @@ strings a column is instead encoded by hashing its words and word pairs
 fixed Gaussian matrix (seeded) to ``HASH_DIM`` dimensions, L2-normalised. A random
 projection keeps cosine similarities (Johnson-Lindenstrauss), needs no fit, so new rows
 encode exactly as the old ones did, and it streams: it costs a few microseconds a string
-and memory linear in the strings of one chunk.
+and memory linear in the strings of one chunk per CPU (the hashing runs on every CPU).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -23,6 +24,11 @@ HASHING = "hashing"
 HASH_DIM = 64
 _N_FEATURES = 2**16
 _CHUNK = 50_000
+
+
+def hash_workers() -> int:
+    """Processes that hash text: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def text_encoder(n_distinct: int, budget: int = TEXT_MODEL_BUDGET) -> str:
@@ -47,10 +53,19 @@ class HashedTextEmbedder:
         self._projection = (rng.standard_normal((_N_FEATURES, dim)) / np.sqrt(dim)).astype(np.float32)
 
     def encode_unique(self, texts: np.ndarray) -> np.ndarray:
-        """(len(texts), dim) float32 vectors of distinct strings, in chunks."""
+        """(len(texts), dim) float32 vectors of distinct strings, in chunks. The hashing (pure
+        Python, most of the cost) runs in one worker process per CPU when there are several
+        chunks; each chunk's counts are projected here, in order, so the vectors are the same."""
+        from joblib import Parallel, delayed
+
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i in range(0, len(texts), _CHUNK):
-            x = np.asarray(self._hasher.transform(texts[i : i + _CHUNK]) @ self._projection)
+        starts = range(0, len(texts), _CHUNK)
+        workers = min(len(starts), hash_workers())
+        counts = (Parallel(n_jobs=workers, return_as="generator")(delayed(self._hasher.transform)(texts[i : i + _CHUNK])
+                                                                  for i in starts)
+                  if workers > 1 else (self._hasher.transform(texts[i : i + _CHUNK]) for i in starts))
+        for i, hashed in zip(starts, counts):
+            x = np.asarray(hashed @ self._projection)
             norm = np.linalg.norm(x, axis=1, keepdims=True)
             out[i : i + _CHUNK] = x / np.maximum(norm, 1e-12)
         return out

@@ -232,6 +232,17 @@ def test_hashed_text_keeps_word_overlap_and_needs_no_fit() -> None:
     assert (a[0] @ a[1]) > 0.5 > abs(float(a[0] @ a[2]))
 
 
+def test_hashing_in_worker_processes_gives_the_same_vectors(monkeypatch) -> None:
+    import t2g_lib.text_hash as text_hash
+
+    texts = np.array([f"order {i} of {i % 7} regular deposits" for i in range(50)], dtype=object)
+    monkeypatch.setattr(text_hash, "_CHUNK", 8)  # 7 chunks
+    monkeypatch.setattr(text_hash, "hash_workers", lambda: 1)
+    alone = text_hash.HashedTextEmbedder().encode_unique(texts)
+    monkeypatch.setattr(text_hash, "hash_workers", lambda: 2)
+    assert np.array_equal(text_hash.HashedTextEmbedder().encode_unique(texts), alone)
+
+
 def test_the_schema_names_the_encoder_column_tokens_uses() -> None:
     from t2g_lib.schema import infer_schema, text_plan_markdown
     from t2g_lib.task_data import column_types
