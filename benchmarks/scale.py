@@ -21,8 +21,10 @@ stage and whole, and the whole run's peak memory.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -132,6 +134,16 @@ class MemoryCap:
         return int((self.path / self.peak_file).read_text())
 
     def close(self) -> None:
+        """Remove the group; processes the run left in it (a worker pool winding down) are
+        killed first, as the group cannot be removed while it holds any."""
+        for _ in range(100):
+            pids = (self.path / "cgroup.procs").read_text().split()
+            if not pids:
+                break
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.1)
         self.path.rmdir()
 
 

@@ -57,6 +57,7 @@ class HashedTextEmbedder:
         Python, most of the cost) runs in one worker process per CPU when there are several
         chunks; each chunk's counts are projected here, in order, so the vectors are the same."""
         from joblib import Parallel, delayed
+        from joblib.externals.loky import get_reusable_executor
 
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         starts = range(0, len(texts), _CHUNK)
@@ -64,10 +65,14 @@ class HashedTextEmbedder:
         counts = (Parallel(n_jobs=workers, return_as="generator")(delayed(self._hasher.transform)(texts[i : i + _CHUNK])
                                                                   for i in starts)
                   if workers > 1 else (self._hasher.transform(texts[i : i + _CHUNK]) for i in starts))
-        for i, hashed in zip(starts, counts):
-            x = np.asarray(hashed @ self._projection)
-            norm = np.linalg.norm(x, axis=1, keepdims=True)
-            out[i : i + _CHUNK] = x / np.maximum(norm, 1e-12)
+        try:
+            for i, hashed in zip(starts, counts):
+                x = np.asarray(hashed @ self._projection)
+                norm = np.linalg.norm(x, axis=1, keepdims=True)
+                out[i : i + _CHUNK] = x / np.maximum(norm, 1e-12)
+        finally:
+            if workers > 1:  # joblib keeps its workers for minutes; they would hold memory through later stages
+                get_reusable_executor().shutdown(wait=True)
         return out
 
     def __call__(self, texts: list[str]):

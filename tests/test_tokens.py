@@ -233,6 +233,8 @@ def test_hashed_text_keeps_word_overlap_and_needs_no_fit() -> None:
 
 
 def test_hashing_in_worker_processes_gives_the_same_vectors(monkeypatch) -> None:
+    import psutil
+
     import t2g_lib.text_hash as text_hash
 
     texts = np.array([f"order {i} of {i % 7} regular deposits" for i in range(50)], dtype=object)
@@ -241,6 +243,8 @@ def test_hashing_in_worker_processes_gives_the_same_vectors(monkeypatch) -> None
     alone = text_hash.HashedTextEmbedder().encode_unique(texts)
     monkeypatch.setattr(text_hash, "hash_workers", lambda: 2)
     assert np.array_equal(text_hash.HashedTextEmbedder().encode_unique(texts), alone)
+    left = [" ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)]
+    assert all("resource_tracker" in c for c in left), left  # the workers do not outlive the column
 
 
 def test_the_schema_names_the_encoder_column_tokens_uses() -> None:
