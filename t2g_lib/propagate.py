@@ -1,8 +1,9 @@
 """Fixed, parameter-free heterogeneous propagation: the representation KRR distils with.
 
-The same function runs on a sampled real subgraph (``temporal.TemporalSampler``) and on the
-whole synthetic graph with learnable features (and learnable row ages), so real and
-synthetic rows are embedded by one map and the synthetic side stays differentiable.
+The same step (``hop``) runs on a sampled real subgraph (``temporal.TemporalSampler``,
+``propagate``) and on the synthetic graph with learnable features (and learnable row ages),
+cut to the rows a KRR step reads (``propagate_cut``), so real and synthetic rows are
+embedded by one map and the synthetic side stays differentiable.
 
 It can read what the evaluation GNN reads: ``aggr="sum"`` sums neighbours (how many related
 rows there are shows), and ``ages`` (days before the seed's time, NaN for untimed rows, as
@@ -68,6 +69,7 @@ def hop(
 
 
 def check_aggr(aggr: str) -> None:
+    """A clear error for an aggregation the propagation does not have."""
     if aggr not in ("mean", "sum"):
         raise ValueError(f"aggr must be 'mean' or 'sum', got {aggr!r}")
 

@@ -101,5 +101,8 @@ class CutEmbeddings:
         """The embeddings of ``rows`` of ``nt`` (None: every row the cut computed), in that order."""
         if rows is None:
             return self.z[nt]
-        pos = np.searchsorted(self.rows[nt], np.asarray(rows, dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        pos = np.searchsorted(self.rows[nt], rows)
+        if len(rows) and (pos.max() >= len(self.rows[nt]) or not np.array_equal(self.rows[nt][pos], rows)):
+            raise KeyError(f"rows of {nt!r} the cut was not planned for")
         return self.z[nt].index_select(0, torch.as_tensor(pos, device=self.z[nt].device))

@@ -80,3 +80,13 @@ def test_cut_computes_only_the_rows_within_reach() -> None:
     assert rows[0]["a"].tolist() == [parent] and rows[0]["c"].tolist() == [grandparent]
     assert sum(map(len, rows[0].values())) < sum(SIZES.values()) / 5
     assert {et[2] for et in edges[1]} == {"b"}  # the last hop only into the row read
+
+
+def test_rows_the_cut_was_not_planned_for_are_refused() -> None:
+    data, _ = _graph()
+    z = PropagationCut(data).embed({"a": np.array([1, 2])}, 1, _inputs({nt: data[nt].x for nt in SIZES}, None))
+    assert z.take("a", np.array([2])).shape == (1, 6)
+    with pytest.raises(KeyError, match="not planned"):
+        z.take("a", np.array([3]))
+    with pytest.raises(KeyError, match="not planned"):
+        z.take("a", np.array([SIZES["a"] - 1]))
