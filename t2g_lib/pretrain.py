@@ -348,7 +348,7 @@ def _pretrain(
         steps = min(config.kmeans_every, config.epochs - rnd * config.kmeans_every)
         history["loss"] += trainer.train_round(labels_np, embs, steps)
         del embs
-        release_freed_memory()  # the round's activations, which the allocator would keep
+        release_freed_memory(collect=False)  # the round's activations, which the allocator would keep
         history["seconds"].append(time.perf_counter() - t0)
         last_loss = history["loss"][-1] if history["loss"] else float("nan")
         nmi = np.mean(list(history["nmi"][-1].values())) if history["nmi"] else float("nan")
@@ -385,7 +385,7 @@ def _pretrain(
         centroids[t] = (sums / cnt).cpu().numpy().astype(np.float32)
         pseudo[t] = y_np.astype(np.int64)
         del emb, y, sums
-        release_freed_memory()  # each table's temporaries, before the next table's
+        release_freed_memory(collect=False)  # each table's temporaries, before the next table's
     history["seconds"].append(time.perf_counter() - t0)
     log(f"final assignment: {history['seconds'][-1]:.1f}s")
     state = {k: v.detach().cpu() for k, v in trainer.encoder.state_dict().items()}

@@ -60,6 +60,28 @@ def test_release_freed_memory_finds_glibcs_trim() -> None:
     assert isinstance(release_freed_memory(), bool)
 
 
+def test_release_without_collecting_leaves_cycles_to_the_collector() -> None:
+    """``collect=False`` trims without a garbage collection: a cycle survives it and goes
+    with the next collection, which the default runs."""
+    import gc
+    import weakref
+
+    from t2g_lib.memory import release_freed_memory
+
+    gc.disable()
+    try:
+        a = _Value()
+        a.self = a
+        alive = weakref.ref(a)
+        del a
+        release_freed_memory(collect=False)
+        assert alive() is not None
+        release_freed_memory()
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
 def test_releasing_pyarrows_pool_keeps_live_arrays() -> None:
     """The hook hands PyArrow's unused pages back (what it frees was measured on TPC-H SF0.3:
     0.7 GiB after column_tokens); arrays still alive keep their memory and values."""
